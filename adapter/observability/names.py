@@ -17,3 +17,17 @@ ERRORS = "Errors"
 MQTT_RECONNECTS = "MqttReconnects"
 # Counter: events written to the durable outbox because the broker did not acknowledge in time.
 OUTBOX_WRITES = "OutboxWrites"
+
+# Every metric name above, for checks that emitters and the CDK dashboards agree.
+METRIC_NAMES = frozenset({
+    ACTIVE_CONNECTIONS, MESSAGES_IN, MESSAGES_OUT, MESSAGE_LATENCY_MS, REQUEST_LATENCY_MS, ERRORS,
+    MQTT_RECONNECTS, OUTBOX_WRITES,
+})
+
+# Dimension names. SERVICE identifies the deployment (one value per ECS service), so CloudWatch can average
+# a per-task gauge across tasks; it reaches the process through DIMENSIONS_ENV.
+SERVICE_DIMENSION = "Service"
+ACTION_DIMENSION = "Action"
+KIND_DIMENSION = "Kind"
+# Environment variable of default dimensions added to every CloudWatch record: "Service=ocpp-adapter,K=V".
+DIMENSIONS_ENV = "OCPP_METRICS_DIMENSIONS"
