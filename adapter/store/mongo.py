@@ -1,0 +1,119 @@
+"""MongoDB store in plain pymongo, limited to what Amazon DocumentDB also supports.
+
+Each record's key is the document ``_id``. Counters are ``find_one_and_update`` + ``$inc`` on a
+``counters`` document, atomic across every adapter instance. The audit log expires through a TTL index.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, MongoClient, ReturnDocument
+from pymongo.collection import Collection
+from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
+
+from adapter.store.records import DEFAULT_AUDIT_TTL_S, TABLES, Row, Table
+from adapter.store.tabular import TabularStore
+
+DEFAULT_DATABASE = "ocpp"
+Document = dict[str, Any]
+
+
+def _field(table: Table[Any], name: str) -> str:
+    return "_id" if name == table.key else name
+
+
+def _doc(table: Table[Any], row: Row) -> Document:
+    return {_field(table, k): v for k, v in row.items()}
+
+
+def _row(table: Table[Any], doc: Document) -> Row:
+    doc = dict(doc)
+    key = doc.pop("_id")
+    if table.key:
+        doc[table.key] = key
+    return doc
+
+
+class MongoStore(TabularStore):
+    """``Store`` on a pymongo ``Database`` (or anything with its API, such as mongomock's)."""
+
+    max_workers = 8  # pymongo is thread-safe and pools connections
+
+    def __init__(self, database: Database[Document], *, audit_ttl_s: int = DEFAULT_AUDIT_TTL_S) -> None:
+        super().__init__(audit_ttl_s=audit_ttl_s)
+        self._db = database
+        for table in TABLES:
+            coll = self._coll(table)
+            for index in table.indexes:
+                coll.create_index([(_field(table, f), ASCENDING) for f in index])
+            if table.ttl_field:
+                self._ensure_ttl(coll, table.ttl_field)
+
+    @classmethod
+    def from_url(cls, url: str, *, audit_ttl_s: int = DEFAULT_AUDIT_TTL_S) -> MongoStore:
+        """Database name from the URL path, ``ocpp`` when the URL names none."""
+        client: MongoClient[Document] = MongoClient(url, tz_aware=True, appname="ocpp-gateway")
+        return cls(client.get_default_database(DEFAULT_DATABASE), audit_ttl_s=audit_ttl_s)
+
+    def _ensure_ttl(self, coll: Collection[Document], field: str) -> None:
+        """A changed TTL setting replaces the index (collMod is not available on every server/mock)."""
+        name = f"{field}_ttl"
+        existing = coll.index_information().get(name)
+        if existing is not None and existing.get("expireAfterSeconds") != self.audit_ttl_s:
+            coll.drop_index(name)
+        coll.create_index([(field, ASCENDING)], name=name, expireAfterSeconds=self.audit_ttl_s)
+
+    def _coll(self, table: Table[Any]) -> Collection[Document]:
+        return self._db[table.name]
+
+    def _get(self, table: Table[Any], key: str) -> Row | None:
+        doc = self._coll(table).find_one({"_id": key})
+        return None if doc is None else _row(table, doc)
+
+    def _put(self, table: Table[Any], row: Row) -> None:
+        doc = _doc(table, row)
+        self._coll(table).replace_one({"_id": doc["_id"]}, doc, upsert=True)
+
+    def _insert(self, table: Table[Any], row: Row) -> bool:
+        try:
+            self._coll(table).insert_one(_doc(table, row))
+        except DuplicateKeyError:
+            return False
+        return True
+
+    def _insert_many(self, table: Table[Any], rows: list[Row]) -> None:
+        self._coll(table).insert_many([_doc(table, r) for r in rows], ordered=False)
+
+    def _update(self, table: Table[Any], key: str, changes: Row) -> bool:
+        return self._coll(table).update_one({"_id": key}, {"$set": changes}).matched_count == 1
+
+    def _delete(self, table: Table[Any], keys: list[str]) -> int:
+        return self._coll(table).delete_many({"_id": {"$in": keys}}).deleted_count
+
+    def _find(self, table: Table[Any], where: Row, *, sort: list[str], descending: bool,
+              since: datetime | None, limit: int | None) -> list[Row]:
+        query = _doc(table, where)
+        if since is not None and table.ttl_field:
+            query[table.ttl_field] = {"$gte": since}
+        direction = DESCENDING if descending else ASCENDING
+        cursor = self._coll(table).find(query).sort([(_field(table, f), direction) for f in sort])
+        if limit is not None:
+            cursor = cursor.limit(limit)
+        return [_row(table, doc) for doc in cursor]
+
+    def _next_counter(self, name: str) -> int:
+        counters = self._db["counters"]
+        try:
+            doc = counters.find_one_and_update({"_id": name}, {"$inc": {"value": 1}}, upsert=True,
+                                               return_document=ReturnDocument.AFTER)
+        except DuplicateKeyError:  # two first-ever upserts raced; the document exists now
+            doc = counters.find_one_and_update({"_id": name}, {"$inc": {"value": 1}},
+                                               return_document=ReturnDocument.AFTER)
+        assert doc is not None
+        return int(doc["value"])
+
+    def close(self) -> None:
+        self._db.client.close()
