@@ -138,7 +138,6 @@ def from_row(table: Table[R], row: Row) -> R:
 def charger_changes(fields: Row, *, dt_text: bool = False) -> Row:
     """Validate ``update_charger`` keyword fields and encode them as a partial row."""
     unknown = set(fields) - set(CHARGERS.fields)
-    if unknown or "charger_id" in fields:
-        bad = ", ".join(sorted(unknown | ({"charger_id"} & set(fields))))
-        raise ValueError(f"cannot update charger field(s): {bad}")
+    if unknown:
+        raise ValueError(f"cannot update charger field(s): {', '.join(sorted(unknown))}")
     return encode_fields(CHARGERS, fields, dt_text=dt_text)
