@@ -92,6 +92,7 @@ DATA_SCHEMAS: dict[str, dict[str, Any]] = {
             **_LOCATION,
             "id_token": _OPT_STR,
             "meter_stop_wh": _OPT_NUM,
+            "energy_wh": _OPT_NUM,
             "stopped_at": _TIME,
             "stop_reason": _STR,
             "trigger_reason": _OPT_STR,

@@ -1,0 +1,195 @@
+"""MQTT connections for all chargers of this process: one per charger (IoT Core things) or a shared pool.
+
+Also the process-wide parts: lifecycle tracking across adapter instances, the ``not_connected`` answer for
+requests to chargers nobody holds, and replay of the durable outbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import zlib
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Protocol
+
+import orjson
+
+from adapter.bus.client import MessageHandler, MqttClient, MqttUnavailable
+from adapter.bus.endpoint import MqttEndpoint
+from adapter.bus.topics import Topics
+from adapter.observability import names
+from adapter.observability.metrics import METRICS
+from adapter.store.base import OutboxItem
+
+log = logging.getLogger(__name__)
+
+
+class MqttMode(enum.StrEnum):
+    PER_CHARGER = "per-charger"
+    SHARED = "shared"
+
+
+class Outbox(Protocol):
+    """The durable part of the store the bus needs (``AsyncStore`` provides it)."""
+
+    async def outbox_put(self, item: OutboxItem) -> None: ...
+    async def outbox_pending(self, limit: int) -> list[OutboxItem]: ...
+    async def outbox_delete(self, item_ids: list[str]) -> None: ...
+
+
+class Link:
+    """One charger's view of the bus: its topics, on whichever client carries them."""
+
+    def __init__(self, bus: Bus, charger_id: str, client: MqttClient, owned: bool) -> None:
+        self.bus = bus
+        self.charger_id = charger_id
+        self.client = client
+        self._owned = owned
+        self._filters: list[str] = []
+
+    async def subscribe(self, topic_filter: str, handler: MessageHandler) -> None:
+        self._filters.append(topic_filter)
+        await self.client.subscribe(topic_filter, handler)
+
+    def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> asyncio.Future[None]:
+        return self.client.publish(topic, payload, retain=retain)
+
+    def publish_nowait(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
+        """Fire-and-forget at QoS 1: failures are counted and logged, never raised into the session."""
+        self.publish(topic, payload, retain=retain).add_done_callback(_log_failure)
+
+    async def publish_durably(self, topic: str, payload: bytes, item_id: str) -> None:
+        """Return once the event is safe: PUBACKed, or else written to the durable outbox."""
+        try:
+            async with asyncio.timeout(self.bus.puback_timeout_s):
+                await self.publish(topic, payload)
+            return
+        except (TimeoutError, MqttUnavailable) as exc:
+            if self.bus.outbox is None:
+                raise MqttUnavailable(f"no PUBACK for {topic}") from exc
+        METRICS.inc(names.OUTBOX_WRITES)
+        await self.bus.outbox.outbox_put(OutboxItem(item_id, topic, payload, datetime.now(UTC)))
+        self.bus.outbox_wakeup.set()
+
+    async def close(self) -> None:
+        for topic_filter in self._filters:
+            if self._owned:
+                continue
+            try:
+                await self.client.unsubscribe(topic_filter)
+            except Exception:  # the pool connection may be down; its handler is gone either way
+                log.debug("unsubscribe failed", extra={"charger_id": self.charger_id, "topic": topic_filter})
+        if self._owned:
+            await self.client.stop()
+
+
+def _log_failure(future: asyncio.Future[None]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        METRICS.inc(names.ERRORS, Kind="mqtt_publish")
+        log.warning("mqtt publish failed", extra={"error": str(future.exception())})
+
+
+class Bus:
+    def __init__(self, endpoint: MqttEndpoint, *, mode: MqttMode, adapter_id: str, topics: Topics,
+                 pool_size: int = 4, outbox: Outbox | None = None, puback_timeout_s: float = 5.0,
+                 replay_outbox: bool = True) -> None:
+        self.endpoint = endpoint
+        self.mode = mode
+        self.adapter_id = adapter_id
+        self.topics = topics
+        self.outbox = outbox
+        self.puback_timeout_s = puback_timeout_s
+        self.outbox_wakeup = asyncio.Event()
+        self._pool_size = pool_size
+        self._replay_outbox = replay_outbox
+        self._pool: list[MqttClient] = []
+        self._control: MqttClient | None = None
+        self._holders: dict[str, str] = {}  # charger id -> adapter id holding it, from lifecycle events
+        self._tasks: list[asyncio.Task[None]] = []
+        self.on_lifecycle: Callable[[str, str, dict[str, object]], None] | None = None
+        self.on_orphan_request: Callable[[str, bytes], Awaitable[None]] | None = None
+
+    @property
+    def control(self) -> MqttClient:
+        assert self._control is not None, "Bus.start() first"
+        return self._control
+
+    async def start(self, connect_timeout: float = 10.0) -> None:
+        self._control = MqttClient(self.endpoint, f"{self.adapter_id}-control")
+        self._control.start()
+        if self.mode is MqttMode.SHARED:
+            self._pool = [MqttClient(self.endpoint, f"{self.adapter_id}-{i}") for i in range(self._pool_size)]
+            for client in self._pool:
+                client.start()
+        await self._control.wait_connected(connect_timeout)
+        await self._control.subscribe(self.topics.lifecycle_filter(), self._on_lifecycle)
+        await self._control.subscribe(f"$share/ocpp-adapter/{self.topics.all_requests()}", self._on_any_request)
+        if self.outbox is not None and self._replay_outbox:
+            self._tasks.append(asyncio.create_task(self._replay_loop()))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for client in [*self._pool, *([self._control] if self._control else [])]:
+            await client.stop()
+
+    def link(self, charger_id: str) -> Link:
+        if self.mode is MqttMode.PER_CHARGER:
+            client = MqttClient(self.endpoint, charger_id)
+            client.start()
+            return Link(self, charger_id, client, owned=True)
+        client = self._pool[zlib.crc32(charger_id.encode()) % len(self._pool)]
+        return Link(self, charger_id, client, owned=False)
+
+    def holder_of(self, charger_id: str) -> str | None:
+        return self._holders.get(charger_id)
+
+    def _on_lifecycle(self, topic: str, payload: bytes) -> None:
+        try:
+            event = orjson.loads(payload)
+            cp, data, holder = event["charger_id"], event["data"], event["adapter_id"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            log.warning("ignoring malformed lifecycle event", extra={"topic": topic})
+            return
+        if data.get("event") == "connected":
+            self._holders[cp] = holder
+        elif self._holders.get(cp) == holder:
+            del self._holders[cp]
+        if self.on_lifecycle is not None:
+            self.on_lifecycle(cp, holder, data)
+
+    def _on_any_request(self, topic: str, payload: bytes) -> None:
+        if self.on_orphan_request is not None:
+            task = asyncio.create_task(self.on_orphan_request(topic, payload))
+            self._tasks.append(task)
+            task.add_done_callback(self._tasks.remove)
+
+    async def _replay_loop(self) -> None:
+        self.outbox_wakeup.set()  # leftovers from a previous run
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(30.0):
+                    await self.outbox_wakeup.wait()
+            self.outbox_wakeup.clear()
+            try:
+                await self.replay_outbox()
+            except (TimeoutError, MqttUnavailable):
+                await asyncio.sleep(1.0)
+                self.outbox_wakeup.set()
+
+    async def replay_outbox(self) -> int:
+        """Publish pending outbox items in order; delete each once PUBACKed. Returns how many were sent."""
+        assert self.outbox is not None
+        sent = 0
+        while True:
+            items = await self.outbox.outbox_pending(100)
+            if not items:
+                return sent
+            for item in items:
+                async with asyncio.timeout(self.puback_timeout_s):
+                    await self.control.publish(item.topic, item.payload)
+                await self.outbox.outbox_delete([item.item_id])
+                sent += 1

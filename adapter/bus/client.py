@@ -1,0 +1,175 @@
+"""An asyncio face on the awscrt MQTT 5 client: awaitable PUBACKs, handlers on the event loop, subscriptions
+restored after every reconnect (awscrt itself reconnects with exponential backoff and jitter)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from concurrent.futures import Future
+
+from awscrt import auth, io, mqtt5
+
+from adapter.bus.endpoint import MqttEndpoint
+from adapter.observability import names
+from adapter.observability.metrics import METRICS
+
+log = logging.getLogger(__name__)
+
+MessageHandler = Callable[[str, bytes], None]
+
+
+class MqttUnavailable(ConnectionError):
+    """The broker did not acknowledge in time, or the client is not connected."""
+
+
+def _tls_context(endpoint: MqttEndpoint) -> io.ClientTlsContext | None:
+    if not endpoint.tls:
+        return None
+    if endpoint.cert_file and endpoint.key_file:
+        options = io.TlsContextOptions.create_client_with_mtls_from_path(endpoint.cert_file, endpoint.key_file)
+    else:
+        options = io.TlsContextOptions()
+    if endpoint.ca_file:
+        options.override_default_trust_store_from_path(None, endpoint.ca_file)
+    if endpoint.sigv4_region:
+        options.alpn_list = ["http/1.1"]
+    return io.ClientTlsContext(options)
+
+
+def _sigv4_transform(region: str) -> Callable[[mqtt5.WebsocketHandshakeTransformArgs], None]:
+    credentials = auth.AwsCredentialsProvider.new_default_chain()
+    signing = auth.AwsSigningConfig(algorithm=auth.AwsSigningAlgorithm.V4, signature_type=(
+        auth.AwsSignatureType.HTTP_REQUEST_QUERY_PARAMS), credentials_provider=credentials, region=region,
+        service="iotdevicegateway", omit_session_token=True)
+
+    def transform(args: mqtt5.WebsocketHandshakeTransformArgs) -> None:
+        def signed(future: Future[None]) -> None:
+            args.set_done(future.exception())
+        auth.aws_sign_request(args.http_request, signing).add_done_callback(signed)
+    return transform
+
+
+class MqttClient:
+    def __init__(self, endpoint: MqttEndpoint, client_id: str, *, keep_alive_s: int = 60,
+                 ack_timeout_s: int = 30) -> None:
+        self.client_id = client_id
+        self._loop = asyncio.get_running_loop()
+        self._handlers: dict[str, MessageHandler] = {}
+        self._connected = asyncio.Event()
+        self._ever_connected = False
+        self._stopped = False
+        options = mqtt5.ClientOptions(
+            host_name=endpoint.host, port=endpoint.port, tls_ctx=_tls_context(endpoint),
+            websocket_handshake_transform=(_sigv4_transform(endpoint.sigv4_region)
+                                           if endpoint.sigv4_region else None),
+            connect_options=mqtt5.ConnectPacket(client_id=client_id, keep_alive_interval_sec=keep_alive_s),
+            session_behavior=mqtt5.ClientSessionBehaviorType.CLEAN,
+            offline_queue_behavior=mqtt5.ClientOperationQueueBehaviorType.FAIL_QOS0_PUBLISH_ON_DISCONNECT,
+            retry_jitter_mode=mqtt5.ExponentialBackoffJitterMode.FULL,
+            min_reconnect_delay_ms=200, max_reconnect_delay_ms=10_000, ack_timeout_sec=ack_timeout_s,
+            on_publish_callback_fn=self._on_publish,
+            on_lifecycle_event_connection_success_fn=self._on_connected,
+            on_lifecycle_event_disconnection_fn=self._on_disconnected,
+            disable_metrics=True,
+        )
+        self._client = mqtt5.Client(options)
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def start(self) -> None:
+        self._client.start()
+
+    async def wait_connected(self, timeout: float) -> None:
+        async with asyncio.timeout(timeout):
+            await self._connected.wait()
+
+    async def stop(self) -> None:
+        self._stopped = True
+        self._client.stop()
+
+    # awscrt calls these on its own threads; hop to the loop.
+    def _on_publish(self, data: mqtt5.PublishReceivedData) -> None:
+        packet = data.publish_packet
+        self._loop.call_soon_threadsafe(self._dispatch, packet.topic, bytes(packet.payload or b""))
+
+    def _on_connected(self, data: mqtt5.LifecycleConnectSuccessData) -> None:
+        self._loop.call_soon_threadsafe(self._connected_on_loop)
+
+    def _on_disconnected(self, data: mqtt5.LifecycleDisconnectData) -> None:
+        self._loop.call_soon_threadsafe(self._disconnected_on_loop, data.exception)
+
+    def _connected_on_loop(self) -> None:
+        if self._ever_connected:
+            METRICS.inc(names.MQTT_RECONNECTS)
+            log.info("mqtt reconnected", extra={"client_id": self.client_id})
+        self._ever_connected = True
+        self._connected.set()
+        if self._handlers:
+            self._send_subscribe(list(self._handlers))
+
+    def _disconnected_on_loop(self, exc: Exception | None) -> None:
+        self._connected.clear()
+        if not self._stopped:
+            log.warning("mqtt connection lost", extra={"client_id": self.client_id, "error": str(exc)})
+
+    def _dispatch(self, topic: str, payload: bytes) -> None:
+        handler = self._handlers.get(topic) or next(
+            (h for f, h in self._handlers.items() if topic_matches(f, topic)), None)
+        if handler is None:
+            return
+        try:
+            handler(topic, payload)
+        except Exception:
+            log.exception("mqtt handler failed", extra={"topic": topic})
+
+    def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False,
+                ) -> asyncio.Future[None]:
+        """The future completes on PUBACK (QoS 1) or when written (QoS 0); it fails when the broker refuses."""
+        packet = mqtt5.PublishPacket(topic=topic, payload=payload, qos=mqtt5.QoS(qos), retain=retain)
+        result: asyncio.Future[None] = self._loop.create_future()
+
+        def done(crt_future: Future[mqtt5.PublishCompletionData]) -> None:
+            self._loop.call_soon_threadsafe(_settle, result, crt_future)
+        self._client.publish(packet).add_done_callback(done)
+        return result
+
+    async def subscribe(self, topic_filter: str, handler: MessageHandler) -> None:
+        self._handlers[topic_filter] = handler
+        if self.connected:
+            await asyncio.wrap_future(self._send_subscribe([topic_filter]))
+
+    async def unsubscribe(self, topic_filter: str) -> None:
+        if self._handlers.pop(topic_filter, None) is not None and self.connected:
+            future = self._client.unsubscribe(mqtt5.UnsubscribePacket(topic_filters=[topic_filter]))
+            await asyncio.wrap_future(future)
+
+    def _send_subscribe(self, filters: list[str]) -> Future[mqtt5.SubackPacket]:
+        subscriptions = [mqtt5.Subscription(f, mqtt5.QoS.AT_LEAST_ONCE) for f in filters]
+        return self._client.subscribe(mqtt5.SubscribePacket(subscriptions=subscriptions))
+
+
+def _settle(result: asyncio.Future[None], crt_future: Future[mqtt5.PublishCompletionData]) -> None:
+    if result.done():
+        return
+    exc = crt_future.exception()
+    if exc is not None:
+        result.set_exception(MqttUnavailable(str(exc)))
+        return
+    puback = crt_future.result().puback
+    if puback is not None and puback.reason_code >= 0x80:
+        result.set_exception(MqttUnavailable(f"broker refused publish: {puback.reason_code!r}"))
+    else:
+        result.set_result(None)
+
+
+def topic_matches(topic_filter: str, topic: str) -> bool:
+    f_parts, t_parts = topic_filter.split("/"), topic.split("/")
+    for i, part in enumerate(f_parts):
+        if part == "#":
+            return True
+        if i >= len(t_parts) or (part != "+" and part != t_parts[i]):
+            return False
+    return len(f_parts) == len(t_parts)

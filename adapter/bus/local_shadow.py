@@ -1,0 +1,112 @@
+"""A local stand-in for IoT Core's device-shadow service, so shadow flows behave on Mosquitto as in AWS.
+
+Implements the classic (unnamed) shadow topics: update -> accepted/rejected/delta/documents, get, delete,
+with versions and optimistic locking on ``version``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import orjson
+
+from adapter.bus.client import MqttClient
+
+log = logging.getLogger(__name__)
+
+Doc = dict[str, Any]
+
+
+def merge(target: Doc, patch: Doc) -> Doc:
+    """JSON merge as the shadow service does it: nested objects merge, ``null`` deletes."""
+    out = dict(target)
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def delta(desired: Doc, reported: Doc) -> Doc:
+    out: Doc = {}
+    for key, want in desired.items():
+        have = reported.get(key)
+        if isinstance(want, dict) and isinstance(have, dict):
+            sub = delta(want, have)
+            if sub:
+                out[key] = sub
+        elif want != have:
+            out[key] = want
+    return out
+
+
+class LocalShadowService:
+    def __init__(self, client: MqttClient, root: str = "$aws/things") -> None:
+        self._client = client
+        self._root = root
+        self._docs: dict[str, Doc] = {}
+
+    async def start(self) -> None:
+        for op in ("update", "get", "delete"):
+            await self._client.subscribe(f"{self._root}/+/shadow/{op}", self._on_message)
+
+    def _on_message(self, topic: str, payload: bytes) -> None:
+        parts = topic.split("/")
+        thing, op = parts[-3], parts[-1]
+        base = f"{self._root}/{thing}/shadow/{op}"
+        try:
+            request = orjson.loads(payload) if payload else {}
+            if not isinstance(request, dict):
+                raise ValueError("request must be a JSON object")
+            getattr(self, f"_{op}")(thing, base, request)
+        except (ValueError, orjson.JSONDecodeError) as exc:
+            self._reply(f"{base}/rejected", {"code": 400, "message": str(exc)})
+
+    def _reply(self, topic: str, body: Doc) -> None:
+        self._client.publish(topic, orjson.dumps(body), qos=1).add_done_callback(lambda _f: None)
+
+    def _get(self, thing: str, base: str, request: Doc) -> None:
+        doc = self._docs.get(thing)
+        if doc is None:
+            self._reply(f"{base}/rejected", {"code": 404, "message": f"No shadow exists with name: '{thing}'"})
+            return
+        self._reply(f"{base}/accepted", {**doc, "timestamp": int(time.time()), **_token(request)})
+
+    def _delete(self, thing: str, base: str, request: Doc) -> None:
+        doc = self._docs.pop(thing, None)
+        if doc is None:
+            self._reply(f"{base}/rejected", {"code": 404, "message": f"No shadow exists with name: '{thing}'"})
+            return
+        self._reply(f"{base}/accepted", {"version": doc["version"], "timestamp": int(time.time())})
+
+    def _update(self, thing: str, base: str, request: Doc) -> None:
+        state = request.get("state")
+        if not isinstance(state, dict) or not set(state) <= {"desired", "reported"}:
+            raise ValueError("state must be an object with desired and/or reported")
+        previous = self._docs.get(thing, {"state": {}, "version": 0})
+        if "version" in request and request["version"] != previous["version"]:
+            self._reply(f"{base}/rejected", {"code": 409, "message": "Version conflict", **_token(request)})
+            return
+        current_state = {
+            section: merge(previous["state"].get(section, {}), state.get(section) or {})
+            for section in ("desired", "reported")
+        }
+        current_state = {k: v for k, v in current_state.items() if v}
+        now = int(time.time())
+        current = {"state": current_state, "version": previous["version"] + 1}
+        self._docs[thing] = current
+        self._reply(f"{base}/accepted", {"state": state, "version": current["version"], "timestamp": now,
+                                         **_token(request)})
+        self._reply(f"{base}/documents", {"previous": previous, "current": current, "timestamp": now})
+        diff = delta(current_state.get("desired", {}), current_state.get("reported", {}))
+        if diff:
+            self._reply(f"{base}/delta", {"state": diff, "version": current["version"], "timestamp": now})
+
+
+def _token(request: Doc) -> Doc:
+    return {"clientToken": request["clientToken"]} if "clientToken" in request else {}

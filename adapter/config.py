@@ -1,0 +1,165 @@
+"""Every setting of ``python -m adapter serve``, defined once: each is a flag and an environment variable."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+
+def _bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
+
+
+def _optional_str(text: str) -> str | None:
+    return text or None
+
+
+def _meta(default: Any, help: str, convert: Callable[[str], Any] = str,
+          choices: tuple[str, ...] | None = None) -> Any:
+    return {"default": default, "help": help, "convert": convert, "choices": choices}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Field metadata (not defaults) drives the CLI: see ``_OPTIONS``."""
+
+    host: str
+    port: int
+    path_prefix: str
+    workers: int
+    mqtt_url: str
+    mqtt_mode: str
+    mqtt_pool_size: int
+    mqtt_ca_file: str | None
+    mqtt_cert_file: str | None
+    mqtt_key_file: str | None
+    local_shadow: str
+    store_url: str
+    audit_log: bool
+    log_level: str
+    strict: bool
+    adapter_id: str
+    registration: str
+    heartbeat_interval: int
+    boot_policy: str
+    auth_policy: str
+    delegate_data_transfer: bool
+    delegate_timeout: float
+    v16_preboot: str
+    fallback_version: str | None
+    request_timeout: float
+    request_queue_limit: int
+    puback_timeout: float
+    ping_interval: float
+    ping_timeout: float
+    handshake_timeout: float
+    idle_timeout: float
+    max_message_size: int
+    rate_limit: float
+    rate_burst: int
+    max_pending_handshakes: int
+    tls_cert: str | None
+    tls_key: str | None
+    tls_ca: str | None
+    front_tls_profile: int | None
+    emf_metrics: bool
+
+
+_OPTIONS: dict[str, dict[str, Any]] = {
+    "host": _meta("0.0.0.0", "address to listen on for chargers"),
+    "port": _meta(9000, "port for OCPP WebSockets and the /healthz, /readyz, /metrics endpoints", int),
+    "path_prefix": _meta("ocpp", "URL path prefix: chargers connect to /{prefix}/{charge_point_id}"),
+    "workers": _meta(1, "worker processes sharing the port (SO_REUSEPORT); one uses one core", int),
+    "mqtt_url": _meta("mqtt://127.0.0.1:1883", "broker: mqtt://host:port, mqtts://host:port (TLS, mTLS with "
+                      "cert/key files) or wss-sigv4://<iot-endpoint>?region=R (AWS IoT Core, SigV4)"),
+    "mqtt_mode": _meta("per-charger", "per-charger: one MQTT connection per charger (client id = charger id); "
+                       "shared: a small pool for all chargers", choices=("per-charger", "shared")),
+    "mqtt_pool_size": _meta(4, "MQTT connections in shared mode", int),
+    "mqtt_ca_file": _meta(None, "CA bundle to verify the broker (mqtts)", _optional_str),
+    "mqtt_cert_file": _meta(None, "client certificate for mutual TLS to the broker", _optional_str),
+    "mqtt_key_file": _meta(None, "client private key for mutual TLS to the broker", _optional_str),
+    "local_shadow": _meta("auto", "run the local device-shadow stand-in (auto: on for plain mqtt:// brokers)",
+                          choices=("auto", "on", "off")),
+    "store_url": _meta("sqlite:///var/ocpp-gateway.db", "state store: mongodb://... or sqlite:///path"),
+    "audit_log": _meta(True, "keep an audit log of every frame in the store", _bool),
+    "log_level": _meta("info", "log level", choices=("debug", "info", "warning", "error")),
+    "strict": _meta(False, "reject every schema violation (certification) instead of normalizing", _bool),
+    "adapter_id": _meta(f"{socket.gethostname()}-{os.getpid()}", "this instance's id in events and sessions"),
+    "registration": _meta("open", "open: register unknown chargers; known: refuse them with HTTP 404",
+                          choices=("open", "known")),
+    "heartbeat_interval": _meta(300, "heartbeat interval (s) given to chargers in BootNotification", int),
+    "boot_policy": _meta("accept", "answer to BootNotification", choices=("accept", "pending", "reject")),
+    "auth_policy": _meta("accept-all", "token decisions: accept-all, the local list, or delegate to the back "
+                         "end over MQTT (local list as fallback)", choices=("accept-all", "local", "delegate")),
+    "delegate_data_transfer": _meta(False, "ask the back end to answer DataTransfer (else UnknownVendorId)",
+                                    _bool),
+    "delegate_timeout": _meta(2.0, "deadline (s) for back-end answers to delegated requests", float),
+    "v16_preboot": _meta("tolerate", "OCPP 1.6 messages before an accepted boot: tolerate or reject",
+                         choices=("tolerate", "reject")),
+    "fallback_version": _meta(None, "OCPP version for chargers that offer no subprotocol (e.g. 1.6)",
+                              _optional_str),
+    "request_timeout": _meta(30.0, "deadline (s) for a back-end request, queueing included", float),
+    "request_queue_limit": _meta(32, "back-end requests queued per charger before refusing", int),
+    "puback_timeout": _meta(5.0, "wait (s) for the broker's PUBACK of billing events before the outbox", float),
+    "ping_interval": _meta(30.0, "WebSocket ping interval (s); 0 disables", float),
+    "ping_timeout": _meta(30.0, "close when a pong is this late (s)", float),
+    "handshake_timeout": _meta(10.0, "WebSocket opening handshake timeout (s)", float),
+    "idle_timeout": _meta(900.0, "close a session with no message from the charger for this long (s); 0 off",
+                          float),
+    "max_message_size": _meta(65536, "largest accepted WebSocket message (bytes)", int),
+    "rate_limit": _meta(50.0, "messages per second a charger may send (sustained)", float),
+    "rate_burst": _meta(200, "messages a charger may send in a burst", int),
+    "max_pending_handshakes": _meta(256, "concurrent unauthenticated handshakes", int),
+    "tls_cert": _meta(None, "server certificate (PEM): serve wss:// (security profiles 2 and 3)", _optional_str),
+    "tls_key": _meta(None, "server private key (PEM)", _optional_str),
+    "tls_ca": _meta(None, "CA for charger client certificates (profile 3, mutual TLS)", _optional_str),
+    "front_tls_profile": _meta(None, "security profile a TLS-terminating front (NLB) enforces, if any",
+                               lambda s: int(s) if s else None),
+    "emf_metrics": _meta(False, "write CloudWatch Embedded Metric Format lines to stdout", _bool),
+}
+
+assert set(_OPTIONS) == {f.name for f in fields(Settings)}, "every setting needs its option"
+
+
+def env_name(name: str) -> str:
+    return name.upper()
+
+
+def add_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> None:
+    for name, meta in _OPTIONS.items():
+        env = env_name(name)
+        default = meta["convert"](environ[env]) if env in environ else meta["default"]
+        convert = meta["convert"]
+        kwargs: dict[str, Any] = {"default": default, "dest": name,
+                                  "help": f"{meta['help']} [env {env}; default {meta['default']!r}]"}
+        if meta["choices"]:
+            kwargs["choices"] = meta["choices"]
+        if convert is _bool:
+            kwargs["nargs"] = "?"
+            kwargs["const"] = True
+        kwargs["type"] = convert
+        parser.add_argument(f"--{name.replace('_', '-')}", **kwargs)
+
+
+def from_namespace(ns: argparse.Namespace) -> Settings:
+    return Settings(**{f.name: getattr(ns, f.name) for f in fields(Settings)})
+
+
+def defaults(**overrides: Any) -> Settings:
+    values = {name: meta["default"] for name, meta in _OPTIONS.items()}
+    values.update(overrides)
+    return Settings(**values)
+
+
+def describe() -> list[tuple[str, str, str, str]]:
+    """(flag, env, default, help) rows for the README's settings table."""
+    return [(f"--{n.replace('_', '-')}", env_name(n), repr(m["default"]), m["help"]) for n, m in _OPTIONS.items()]

@@ -1,0 +1,124 @@
+"""The adapter's own answers to charger-initiated messages; the back end only observes them on MQTT.
+
+Every charger action of every version has a defined answer here (``docs/ocpp-actions.md`` lists them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from adapter.csms.authorization import Delegate, TokenLookup, decide
+from adapter.csms.policy import BootPolicy, CsmsPolicy
+from adapter.normalize.transactions import TransactionBook
+from adapter.ocpp.errors import ErrorKind, OcppError
+from adapter.ocpp.versions import Version
+
+Payload = dict[str, Any]
+
+# Answers that need no decision: the minimal valid response per action (``{}`` where nothing is required).
+_FIXED: dict[str, Payload] = {
+    "DataTransfer": {"status": "UnknownVendorId"},
+    "SignCertificate": {"status": "Rejected"},  # no certificate authority is configured in the adapter
+    "Get15118EVCertificate": {"status": "Failed", "exiResponse": ""},
+    "GetCertificateStatus": {"status": "Failed"},
+    "NotifyEVChargingNeeds": {"status": "Rejected"},  # no ISO 15118 schedule negotiation yet
+    "NotifyEVChargingSchedule": {"status": "Accepted"},
+    "OpenPeriodicEventStream": {"status": "Rejected"},
+    "PullDynamicScheduleUpdate": {"status": "Rejected"},
+    "GetCertificateChainStatus": {"certificateStatus": [{
+        "certificateHashData": {"hashAlgorithm": "SHA256", "issuerNameHash": "0", "issuerKeyHash": "0",
+                                "serialNumber": "0"},
+        "source": "OCSP", "status": "Unknown", "nextUpdate": "1970-01-01T00:00:00Z"}]},
+}
+
+
+class TransactionIds(Protocol):
+    async def next_transaction_id(self) -> int: ...
+
+
+@dataclass(slots=True)
+class SessionState:
+    """What the central system knows about one connected charger."""
+
+    charger_id: str
+    version: Version
+    boot_status: str | None = None
+    book: TransactionBook = field(default_factory=TransactionBook)
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class CentralSystem:
+    def __init__(self, policy: CsmsPolicy, tokens: TokenLookup, tx_ids: TransactionIds,
+                 delegate: Delegate | None = None) -> None:
+        self.policy = policy
+        self._tokens = tokens
+        self._tx_ids = tx_ids
+        self._delegate = delegate
+
+    def gate(self, state: SessionState, action: str, message_id: str) -> OcppError | None:
+        """Before its boot is accepted a charger may only boot (2.x: SecurityError; 1.6: configurable)."""
+        if action == "BootNotification" or state.boot_status == "Accepted":
+            return None
+        if state.version is Version.V16 and self.policy.v16_tolerate_preboot:
+            return None
+        return OcppError(ErrorKind.SECURITY, f"{action} before BootNotification was accepted", message_id)
+
+    async def answer(self, state: SessionState, action: str, payload: Payload) -> Payload:
+        handler = getattr(self, f"_on_{action}", None)
+        if handler is not None:
+            result: Payload = await handler(state, payload)
+            return result
+        if action == "DataTransfer" and self.policy.delegate_data_transfer and self._delegate is not None:
+            reply = await self._delegate.ask(state.charger_id, action, payload, self.policy.delegate_timeout_s)
+            if reply is not None:
+                return reply
+        return dict(_FIXED.get(action, {}))
+
+    async def _on_BootNotification(self, state: SessionState, payload: Payload) -> Payload:
+        status = {BootPolicy.ACCEPT: "Accepted", BootPolicy.PENDING: "Pending",
+                  BootPolicy.REJECT: "Rejected"}[self.policy.boot]
+        state.boot_status = status
+        return {"status": status, "currentTime": now_iso(), "interval": self.policy.heartbeat_interval}
+
+    async def _on_Heartbeat(self, state: SessionState, payload: Payload) -> Payload:
+        return {"currentTime": now_iso()}
+
+    async def _token_info(self, state: SessionState, token: str, token_type: str | None) -> Payload:
+        status, parent = await decide(self.policy, self._tokens, self._delegate, state.charger_id, token,
+                                      token_type)
+        if state.version is Version.V16:
+            info: Payload = {"status": status}
+            if parent:
+                info["parentIdTag"] = parent
+            return {"idTagInfo": info}
+        info = {"status": status}
+        if parent:
+            info["groupIdToken"] = {"idToken": parent, "type": "Central"}
+        return {"idTokenInfo": info}
+
+    async def _on_Authorize(self, state: SessionState, payload: Payload) -> Payload:
+        if state.version is Version.V16:
+            return await self._token_info(state, payload["idTag"], None)
+        token = payload["idToken"]
+        return await self._token_info(state, token["idToken"], token["type"])
+
+    async def _on_StartTransaction(self, state: SessionState, payload: Payload) -> Payload:
+        info = await self._token_info(state, payload["idTag"], None)
+        return {"transactionId": await self._tx_ids.next_transaction_id(), **info}
+
+    async def _on_StopTransaction(self, state: SessionState, payload: Payload) -> Payload:
+        return await self._token_info(state, payload["idTag"], None) if payload.get("idTag") else {}
+
+    async def _on_TransactionEvent(self, state: SessionState, payload: Payload) -> Payload:
+        token = payload.get("idToken")
+        if not token or payload["eventType"] == "Ended":
+            return {}
+        return await self._token_info(state, token["idToken"], token["type"])
+
+    async def _on_VatNumberValidation(self, state: SessionState, payload: Payload) -> Payload:
+        return {"vatNumber": payload["vatNumber"], "status": "Rejected"}

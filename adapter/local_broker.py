@@ -1,0 +1,47 @@
+"""The local run's Mosquitto: reuse one already listening, else start one from PATH for this process's life."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+
+def listening(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def config_text(port: int, data_dir: Path | None = None) -> str:
+    """Loopback only, anonymous, generous queues: a development broker, never an exposed one."""
+    lines = [
+        f"listener {port} 127.0.0.1",
+        "allow_anonymous true",
+        "max_queued_messages 100000",
+        "max_inflight_messages 1000",
+        "set_tcp_nodelay true",
+    ]
+    if data_dir is not None:
+        lines += ["persistence true", f"persistence_location {data_dir}/"]
+    return "\n".join(lines) + "\n"
+
+
+def start_mosquitto(port: int, data_dir: Path | None = None) -> subprocess.Popen[bytes]:
+    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    if not Path(binary).exists():
+        raise RuntimeError("mosquitto is not installed (the README's setup installs it)")
+    conf = Path(tempfile.mkdtemp(prefix="ocpp-mosquitto-")) / "mosquitto.conf"
+    conf.write_text(config_text(port, data_dir))
+    process = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 10
+    while not listening("127.0.0.1", port):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            err = process.stderr.read().decode() if process.stderr else ""
+            raise RuntimeError(f"mosquitto did not start on port {port}: {err}")
+        time.sleep(0.05)
+    return process

@@ -1,0 +1,166 @@
+"""Schema validation with the official OCPP JSON schemas, compiled once per (version, action, direction).
+
+Strict mode turns any violation into the version's CALLERROR code. Lenient mode repairs what has one clear
+meaning (a number sent as a string, wrong enum case, an over-long string, a timestamp without zone, an unknown
+field) and reports each repair as a warning; anything else is still an error.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+import fastjsonschema
+import orjson
+
+from adapter.ocpp.errors import ErrorKind, OcppError
+from adapter.ocpp.versions import Version
+
+_MAX_REPAIRS = 32
+_RULE_KIND = {
+    "required": ErrorKind.OCCURRENCE,
+    "minItems": ErrorKind.OCCURRENCE,
+    "maxItems": ErrorKind.OCCURRENCE,
+    "type": ErrorKind.TYPE,
+    "additionalProperties": ErrorKind.FORMAT,
+}
+
+CompiledSchema = Callable[[Any], Any]
+
+
+def _schema_file(version: Version, action: str, response: bool) -> str:
+    if version is Version.V16:
+        return f"{action}Response.json" if response else f"{action}.json"
+    return f"{action}{'Response' if response else 'Request'}.json"
+
+
+@cache
+def compiled(version: Version, action: str, response: bool) -> CompiledSchema | None:
+    """``None`` when the version defines no such action."""
+    path = version.schema_dir / _schema_file(version, action, response)
+    if not path.exists() and not response:
+        path = version.schema_dir / f"{action}.json"  # 2.1 SEND-only messages have no Request suffix
+    if not path.exists():
+        return None
+    schema = orjson.loads(path.read_bytes())
+    schema.pop("$id", None)
+    return fastjsonschema.compile(schema, use_default=False)  # type: ignore[no-any-return]
+
+
+def _locate(payload: Any, path: list[str]) -> tuple[Any, str | int] | None:
+    """Parent container and key of the value at a fastjsonschema error path (``['data', 'a', '0']``)."""
+    node = payload
+    keys: list[str | int] = [int(p) if isinstance(node, list) or p.isdigit() else p for p in path[1:]]
+    if not keys:
+        return None
+    for key in keys[:-1]:
+        try:
+            node = node[key]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return node, keys[-1]
+
+
+_NUMBER = re.compile(r"^\s*-?\d+(\.\d+)?([eE][-+]?\d+)?\s*$")
+
+
+def _repair_type(value: Any, expected: Any) -> tuple[bool, Any]:
+    types = expected if isinstance(expected, list) else [expected]
+    if isinstance(value, str) and _NUMBER.match(value):
+        if "integer" in types and float(value) == int(float(value)):
+            return True, int(float(value))
+        if "number" in types:
+            return True, float(value)
+    if "string" in types and isinstance(value, int | float) and not isinstance(value, bool):
+        return True, str(value)
+    if "boolean" in types and isinstance(value, str) and value.lower() in ("true", "false"):
+        return True, value.lower() == "true"
+    if "integer" in types and isinstance(value, float) and value.is_integer():
+        return True, int(value)
+    return False, value
+
+
+def _repair_datetime(value: Any) -> tuple[bool, Any]:
+    if not isinstance(value, str):
+        return False, value
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace(" ", "T", 1))
+    except ValueError:
+        return False, value
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return True, parsed.isoformat().replace("+00:00", "Z")
+
+
+def _repair(exc: fastjsonschema.JsonSchemaValueException, payload: Any) -> str | None:
+    """Fix ``payload`` in place at the error; return a warning, or ``None`` if the meaning is not clear."""
+    located = _locate(payload, list(exc.path or []))
+    rule, definition = exc.rule, exc.rule_definition
+    if rule == "additionalProperties":
+        target = payload
+        if located is not None:
+            parent, key = located
+            target = parent[key]
+        if not isinstance(target, dict) or not isinstance(exc.definition, dict):
+            return None
+        allowed = set(exc.definition.get("properties", {}))
+        extra = sorted(set(target) - allowed)
+        for key in extra:
+            del target[key]
+        return f"{exc.name}: dropped unknown field(s) {', '.join(extra)}"
+    if located is None:
+        return None
+    parent, key = located
+    value = parent[key]
+    fixed = False
+    if rule == "type":
+        fixed, value = _repair_type(value, definition)
+    elif rule == "enum" and isinstance(value, str):
+        match = [e for e in definition if isinstance(e, str) and e.lower() == value.strip().lower()]
+        fixed, value = (True, match[0]) if match else (False, value)
+    elif rule == "maxLength" and isinstance(value, str):
+        fixed, value = True, value[:definition]
+    elif rule == "format" and definition == "date-time":
+        fixed, value = _repair_datetime(value)
+    if not fixed:
+        return None
+    original = parent[key]
+    parent[key] = value
+    return f"{exc.name}: {original!r} normalized to {value!r} ({rule})"
+
+
+def validate(version: Version, action: str, payload: dict[str, Any], *, response: bool,
+             strict: bool, message_id: str = "-1") -> tuple[dict[str, Any], list[str]]:
+    """Return the (possibly normalized) payload and the warnings; raise ``OcppError`` when it can't be used."""
+    check = compiled(version, action, response)
+    if check is None:
+        raise OcppError(ErrorKind.NOT_IMPLEMENTED, f"{action} is not an OCPP {version.value} action", message_id)
+    try:
+        check(payload)
+        return payload, []
+    except fastjsonschema.JsonSchemaValueException as first:
+        if strict:
+            raise _as_error(first, message_id) from None
+        error = first
+    repaired = copy.deepcopy(payload)
+    warnings: list[str] = []
+    for _ in range(_MAX_REPAIRS):
+        warning = _repair(error, repaired)
+        if warning is None:
+            raise _as_error(error, message_id)
+        warnings.append(warning)
+        try:
+            check(repaired)
+            return repaired, warnings
+        except fastjsonschema.JsonSchemaValueException as again:
+            error = again
+    raise _as_error(error, message_id)
+
+
+def _as_error(exc: fastjsonschema.JsonSchemaValueException, message_id: str) -> OcppError:
+    kind = _RULE_KIND.get(exc.rule or "", ErrorKind.PROPERTY)
+    return OcppError(kind, exc.message, message_id, {"path": exc.name, "rule": exc.rule})

@@ -1,0 +1,121 @@
+"""The opening handshake: path and charger id, credentials, subprotocol; plus the small HTTP endpoints.
+
+Everything here answers with an HTTP status before a WebSocket exists, so a bad id never reaches MQTT.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from http import HTTPStatus
+from urllib.parse import unquote
+
+from websockets.asyncio.server import ServerConnection
+from websockets.http11 import Request, Response
+
+from adapter.observability import names
+from adapter.observability.metrics import METRICS
+from adapter.ocpp.versions import Version, negotiate, parse_offered
+from adapter.security.auth import Authenticator, HandshakeContext
+from adapter.security.identity import validate_charger_id
+from adapter.server.context import AdapterContext
+
+log = logging.getLogger(__name__)
+
+PROTOCOL_HEADER = "Sec-WebSocket-Protocol"
+
+
+@dataclass(slots=True)
+class Admitted:
+    """What the handshake learned, handed to the session."""
+
+    charger_id: str
+    version: Version | None
+
+
+def charger_id_from_path(path: str, prefix: str) -> str | None:
+    """``/{prefix}/{id}`` or a bare ``/{id}``; query strings ignored; ``None`` when the shape is wrong."""
+    path = path.split("?", 1)[0]
+    parts = path.strip("/").split("/") if path.strip("/") else []
+    if len(parts) == 2 and parts[0] == prefix:
+        return unquote(parts[1])
+    if len(parts) == 1:
+        return unquote(parts[0])
+    return None
+
+
+class Handshake:
+    def __init__(self, ctx: AdapterContext, authenticator: Authenticator) -> None:
+        self.ctx = ctx
+        self.authenticator = authenticator
+        self.admitted: dict[int, Admitted] = {}
+
+    async def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        path = request.path.split("?", 1)[0]
+        if request.headers.get("Upgrade", "").lower() != "websocket":
+            return self._http(connection, path)
+        raw_id = charger_id_from_path(request.path, self.ctx.settings.path_prefix)
+        if raw_id is None:
+            return self._refuse(connection, HTTPStatus.NOT_FOUND, "expected /{prefix}/{charge_point_id}", None)
+        try:
+            charger_id = validate_charger_id(raw_id)
+        except ValueError as exc:
+            return self._refuse(connection, HTTPStatus.BAD_REQUEST, str(exc), None)
+        decision = await self.authenticator.authenticate(HandshakeContext(
+            charger_id=charger_id, authorization=request.headers.get("Authorization"),
+            tls=connection.transport.get_extra_info("ssl_object") is not None,
+            peer_cert=_peer_cert(connection)))
+        if not decision.ok:
+            return self._refuse(connection, HTTPStatus(decision.status), decision.reason, charger_id)
+        offered = parse_offered(request.headers.get_all(PROTOCOL_HEADER))
+        del request.headers[PROTOCOL_HEADER]
+        if offered:
+            request.headers[PROTOCOL_HEADER] = ", ".join(offered)
+        fallback = Version(self.ctx.settings.fallback_version) if self.ctx.settings.fallback_version else None
+        self.admitted[id(connection)] = Admitted(charger_id, negotiate(offered, fallback=fallback))
+        return None
+
+    def select_subprotocol(self, connection: ServerConnection, subprotocols: list[str]) -> str | None:
+        """No agreement: finish without the header (the session then closes, as the spec says)."""
+        admitted = self.admitted.get(id(connection))
+        if admitted is None or admitted.version is None or admitted.version.subprotocol not in subprotocols:
+            return None
+        return admitted.version.subprotocol
+
+    def _refuse(self, connection: ServerConnection, status: HTTPStatus, reason: str,
+                charger_id: str | None) -> Response:
+        METRICS.inc(names.ERRORS, Kind=f"handshake_{status.value}")
+        log.warning("handshake refused", extra={"status": status.value, "reason": reason, "charger_id": charger_id,
+                                                "remote": _remote(connection)})
+        response = connection.respond(status, f"{reason}\n")
+        if status is HTTPStatus.UNAUTHORIZED:
+            response.headers["WWW-Authenticate"] = 'Basic realm="ocpp", charset="UTF-8"'
+        return response
+
+    def _http(self, connection: ServerConnection, path: str) -> Response:
+        if path == "/healthz":
+            return connection.respond(HTTPStatus.OK, "ok\n")
+        if path == "/readyz":
+            ready = self.ctx.ready and self.ctx.bus.control.connected
+            return connection.respond(HTTPStatus.OK if ready else HTTPStatus.SERVICE_UNAVAILABLE,
+                                      "ready\n" if ready else "not ready\n")
+        if path == "/metrics":
+            METRICS.set_gauge(names.ACTIVE_CONNECTIONS, len(self.ctx.sessions))
+            response = connection.respond(HTTPStatus.OK, METRICS.render_prometheus())
+            del response.headers["Content-Type"]
+            response.headers["Content-Type"] = "text/plain; version=0.0.4"
+            return response
+        return connection.respond(HTTPStatus.UPGRADE_REQUIRED, "this endpoint speaks OCPP over WebSocket\n")
+
+
+def _remote(connection: ServerConnection) -> str | None:
+    address = connection.remote_address
+    return f"{address[0]}:{address[1]}" if address else None
+
+
+def _peer_cert(connection: ServerConnection) -> dict[str, object] | None:
+    ssl_object = connection.transport.get_extra_info("ssl_object")
+    if ssl_object is None:
+        return None
+    cert = ssl_object.getpeercert()
+    return dict(cert) if cert else None

@@ -1,0 +1,77 @@
+"""Back-end requests arriving on MQTT: parsing, validation, and the one response each gets."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from adapter.ocpp.errors import OcppError
+from adapter.ocpp.validation import validate
+from adapter.ocpp.versions import Version, backend_actions
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+class RequestStatus:
+    OK = "ok"
+    CALL_ERROR = "call_error"
+    TIMEOUT = "timeout"
+    NOT_CONNECTED = "not_connected"
+    INVALID_REQUEST = "invalid_request"
+
+
+@dataclass(slots=True)
+class BackendRequest:
+    charger_id: str
+    namespace: str
+    request_id: str
+    operation: str
+    payload: dict[str, Any]
+    deadline: float  # loop time
+    received: float
+    done: asyncio.Future[dict[str, Any]] | None = field(default=None)
+
+
+class InvalidRequest(ValueError):
+    pass
+
+
+def parse_body(body: bytes) -> tuple[dict[str, Any], float | None]:
+    """The body is the OCPP payload, or ``{"payload": {...}, "timeout_s": N}`` to set its own deadline."""
+    try:
+        data = orjson.loads(body) if body else {}
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"body is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidRequest("body must be a JSON object")
+    if isinstance(data.get("payload"), dict) and set(data) <= {"payload", "timeout_s"}:
+        timeout = data.get("timeout_s")
+        if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
+            raise InvalidRequest("timeout_s must be a positive number")
+        return data["payload"], timeout
+    return data, None
+
+
+def check(version: Version, namespace: str, request_id: str, operation: str, payload: dict[str, Any]) -> None:
+    if not _REQUEST_ID.match(request_id) or not _REQUEST_ID.match(namespace):
+        raise InvalidRequest("namespace and request id must be 1-64 characters of [A-Za-z0-9._:-]")
+    if operation not in backend_actions(version):
+        raise InvalidRequest(f"{operation} is not an OCPP {version.value} action a back end can send")
+    try:
+        validate(version, operation, payload, response=False, strict=True)
+    except OcppError as exc:
+        raise InvalidRequest(f"payload invalid for {operation}: {exc.description}") from None
+
+
+def response_body(charger_id: str, namespace: str, request_id: str, operation: str, status: str, *,
+                  payload: dict[str, Any] | None = None, error: dict[str, Any] | None = None) -> bytes:
+    return orjson.dumps({
+        "charger_id": charger_id, "namespace": namespace, "request_id": request_id, "operation": operation,
+        "status": status, "payload": payload, "error": error,
+        "responded_at": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+    })

@@ -1,0 +1,360 @@
+"""One connected charger: reads its socket, answers its calls in order, runs back-end requests one at a time.
+
+Reading never waits on handling: results resolve the outstanding CALL at once, charger CALLs queue for the
+call worker, back-end requests queue for the request worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from adapter.bus.bus import Link
+from adapter.bus.envelope import Origin, encode, envelope
+from adapter.csms.central_system import SessionState, now_iso
+from adapter.normalize.canonical import normalize
+from adapter.normalize.events import EventDraft
+from adapter.observability import names
+from adapter.observability.metrics import METRICS
+from adapter.ocpp.connection import (
+    IncomingCall,
+    IncomingError,
+    IncomingResult,
+    OcppConnection,
+    Rejected,
+    Unmatched,
+)
+from adapter.ocpp.errors import ErrorKind, OcppError
+from adapter.ocpp.versions import Version
+from adapter.server import requests
+from adapter.server.context import AdapterContext
+from adapter.server.requests import BackendRequest, RequestStatus
+from adapter.server.shadow import ShadowReporter
+from adapter.store.base import AuditEntry, ConnectionRecord, TransactionRecord
+
+log = logging.getLogger(__name__)
+
+CLOSE_GOING_AWAY = 1001
+CLOSE_POLICY = 1008
+CLOSE_NORMAL = 1000
+
+
+@dataclass(slots=True)
+class _Queued:
+    call: IncomingCall
+    raw: str | bytes
+    received_at: str
+    started: float
+
+
+class ChargerSession:
+    def __init__(self, ws: ServerConnection, charger_id: str, version: Version, ctx: AdapterContext,
+                 link: Link, remote: str | None) -> None:
+        self.ws = ws
+        self.charger_id = charger_id
+        self.version = version
+        self.ctx = ctx
+        self.link = link
+        self.remote = remote
+        self.session_id = uuid.uuid4().hex
+        self.started_at = datetime.now(UTC)
+        self.last_seen = time.monotonic()
+        self.conn = OcppConnection(version, strict=ctx.settings.strict)
+        self.state = SessionState(charger_id, version)
+        self.shadow = ShadowReporter(link, ctx.bus.topics.shadow_update(charger_id))
+        self._calls: asyncio.Queue[_Queued] = asyncio.Queue()
+        self._requests: asyncio.Queue[BackendRequest] = asyncio.Queue(ctx.settings.request_queue_limit)
+        self._pending: asyncio.Future[IncomingResult | IncomingError] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._audit = ctx.settings.audit_log
+        self._log_extra = {"charger_id": charger_id, "session_id": self.session_id}
+        self.finished = asyncio.Event()
+
+    # ---- lifecycle -------------------------------------------------------------------------------------------
+    async def run(self) -> None:
+        topics = self.ctx.bus.topics
+        await self.link.subscribe(topics.requests_of(self.charger_id), self._on_request_message)
+        await self.link.subscribe(topics.shadow_delta(self.charger_id), self.shadow.on_delta(self))
+        self._tasks = [asyncio.create_task(self._call_worker()), asyncio.create_task(self._request_worker())]
+        self._lifecycle("connected", "connected", None)
+        self.shadow.report({"connection": {"state": "connected", "ocpp_version": self.version.value,
+                                           "adapter_id": self.ctx.adapter_id, "since": now_iso(),
+                                           "remote_address": self.remote}})
+        self.ctx.spawn(self.ctx.store.record_connection(ConnectionRecord(
+            self.session_id, self.charger_id, self.started_at, self.remote, self.version.value,
+            self.ctx.adapter_id)))
+        try:
+            await self._read_loop()
+        finally:
+            await self._finish()
+
+    async def _finish(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._fail_queued_requests()
+        code, reason = self.ws.close_code, self.ws.close_reason or None
+        self._lifecycle("disconnected", reason or "connection closed", code)
+        self.shadow.report({"connection": {"state": "disconnected", "reason": reason, "close_code": code,
+                                           "since": now_iso()}})
+        self.ctx.spawn(self.ctx.store.close_connection(self.session_id, datetime.now(UTC), code, reason))
+        await self.link.close()
+        self.finished.set()
+
+    async def close(self, code: int, reason: str) -> None:
+        await self.ws.close(code, reason)
+
+    def _lifecycle(self, event: str, reason: str | None, code: int | None) -> None:
+        topics = self.ctx.bus.topics
+        draft = EventDraft("lifecycle", "lifecycle", {"event": event, "reason": reason,
+                                                      "session_id": self.session_id,
+                                                      "remote_address": self.remote, "close_code": code})
+        origin = self._origin(f"{self.session_id}/{event}".encode())
+        self.link.publish_nowait(topics.lifecycle_of(self.charger_id), encode(envelope(draft, origin, 0, [])),
+                                 retain=True)
+
+    def _origin(self, source: bytes) -> Origin:
+        return Origin(self.charger_id, self.version.value, self.ctx.adapter_id, now_iso(), source)
+
+    # ---- reading ---------------------------------------------------------------------------------------------
+    async def _read_loop(self) -> None:
+        limiter = self.ctx.rate_limiter()
+        try:
+            async for raw in self.ws:
+                self.last_seen = time.monotonic()
+                if not limiter.allow():
+                    log.warning("message rate exceeded; closing", extra=self._log_extra)
+                    METRICS.inc(names.ERRORS, Kind="rate_limited")
+                    await self.close(CLOSE_POLICY, "message rate exceeded")
+                    return
+                self._receive(raw)
+        except ConnectionClosed:
+            pass
+
+    def _receive(self, raw: str | bytes) -> None:
+        started = time.perf_counter()
+        event = self.conn.receive(raw)
+        if isinstance(event, IncomingCall):
+            METRICS.inc(names.MESSAGES_IN, Action=event.action)
+            self._audit_frame("in", 2, event.message_id, event.action, event.payload)
+            self._calls.put_nowait(_Queued(event, raw, now_iso(), started))
+        elif isinstance(event, IncomingResult | IncomingError):
+            self._audit_frame("in", 3 if isinstance(event, IncomingResult) else 4, event.message_id,
+                              event.action, getattr(event, "payload", None))
+            if self._pending is not None and not self._pending.done():
+                self._pending.set_result(event)
+        elif isinstance(event, Rejected):
+            METRICS.inc(names.ERRORS, Kind="protocol")
+            log.warning("rejected charger message", extra={**self._log_extra, "error": event.error.description,
+                                                           "code": event.error.kind.code(self.version),
+                                                           "message_id": event.error.message_id})
+            if event.reply is not None:
+                self._send_nowait(event.reply)
+        elif isinstance(event, Unmatched):
+            log.info("response with unknown message id dropped",
+                     extra={**self._log_extra, "message_id": event.message_id})
+
+    def _send_nowait(self, text: str) -> None:
+        task = asyncio.create_task(self._send(text))
+        task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
+
+    async def _send(self, text: str) -> None:
+        try:
+            await self.ws.send(text)
+        except ConnectionClosed:
+            log.info("could not answer: connection closed", extra=self._log_extra)
+
+    def _audit_frame(self, direction: str, mtype: int, message_id: str, action: str | None, payload: Any) -> None:
+        if self._audit:
+            self.ctx.store.audit(AuditEntry(datetime.now(UTC), self.charger_id, direction, mtype, message_id,
+                                            action, payload))
+
+    # ---- charger calls ---------------------------------------------------------------------------------------
+    async def _call_worker(self) -> None:
+        while True:
+            queued = await self._calls.get()
+            try:
+                await self._handle_call(queued)
+            except Exception:
+                METRICS.inc(names.ERRORS, Kind="handler")
+                log.exception("handler failed", extra={**self._log_extra, "action": queued.call.action})
+                if not queued.call.unconfirmed:
+                    exc = OcppError(ErrorKind.INTERNAL, "the adapter could not process this message",
+                                    queued.call.message_id)
+                    await self._send(self.conn.error_frame(exc))
+
+    async def _handle_call(self, q: _Queued) -> None:
+        call = q.call
+        refusal = self.ctx.csms.gate(self.state, call.action, call.message_id)
+        if refusal is not None:
+            await self._send(self.conn.error_frame(refusal))
+            return
+        response = await self.ctx.csms.answer(self.state, call.action, call.payload)
+        drafts = normalize(self.version, call.action, call.payload, None if call.unconfirmed else response,
+                           self.state.book)
+        origin = Origin(self.charger_id, self.version.value, self.ctx.adapter_id, q.received_at,
+                        raw if isinstance(raw := q.raw, bytes) else raw.encode())
+        if not await self._publish(drafts, origin, call.warnings):
+            exc = OcppError(ErrorKind.INTERNAL, "event hand-off failed; retry later", call.message_id)
+            await self._send(self.conn.error_frame(exc))
+            return
+        METRICS.observe(names.MESSAGE_LATENCY_MS, (time.perf_counter() - q.started) * 1000.0)
+        if not call.unconfirmed:
+            await self._send(self.conn.result(call, response))
+            METRICS.inc(names.MESSAGES_OUT, Action=call.action)
+            self._audit_frame("out", 3, call.message_id, call.action, response)
+        self._after(call.action, drafts)
+
+    async def _publish(self, drafts: list[EventDraft], origin: Origin, warnings: list[str]) -> bool:
+        """Billing events are handed off durably before the charger is answered; the rest fire and forget."""
+        durable = []
+        for index, draft in enumerate(drafts):
+            body = envelope(draft, origin, index, warnings)
+            topic = self.ctx.bus.topics.event(self.charger_id, draft.topic_suffix)
+            if draft.billing:
+                durable.append(self.link.publish_durably(topic, encode(body), body["event_id"]))
+            else:
+                self.link.publish_nowait(topic, encode(body))
+        if not durable:
+            return True
+        results = await asyncio.gather(*durable, return_exceptions=True)
+        failures = [r for r in results if isinstance(r, BaseException)]
+        for failure in failures:
+            METRICS.inc(names.ERRORS, Kind="billing_handoff")
+            log.error("billing event not handed off; charger will retry",
+                      extra={**self._log_extra, "error": repr(failure)})
+        return not failures
+
+    def _after(self, action: str, drafts: list[EventDraft]) -> None:
+        """Registry, transaction and shadow bookkeeping, off the charger's critical path."""
+        store = self.ctx.store
+        for draft in drafts:
+            data = draft.data
+            if draft.type == "boot":
+                self.shadow.report({"vendor": data["vendor"], "model": data["model"],
+                                    "firmware": data["firmware"], "serial": data["serial"]})
+                self.ctx.spawn(store.update_charger(
+                    self.charger_id, vendor=data["vendor"], model=data["model"], serial=data["serial"],
+                    firmware=data["firmware"], ocpp_version=self.version.value, last_seen=datetime.now(UTC)))
+            elif draft.type == "status":
+                key = str(data["evse_id"]) if data["connector_id"] in (None, 1) else (
+                    f"{data['evse_id']}/{data['connector_id']}")
+                self.shadow.report({"connectors": {key: {"status": data["status"],
+                                                         "original_status": data["original_status"],
+                                                         "error_code": data["error_code"]}}})
+            elif draft.type in ("transaction_started", "transaction_ended"):
+                self.ctx.spawn(store.upsert_transaction(_transaction_record(self.charger_id, draft)))
+
+    # ---- back-end requests -----------------------------------------------------------------------------------
+    def _on_request_message(self, topic: str, body: bytes) -> None:
+        parsed = self.ctx.bus.topics.parse_request(topic)
+        if parsed is None or parsed[0] != self.charger_id:
+            return
+        _, namespace, request_id, operation = parsed
+        loop = asyncio.get_running_loop()
+        try:
+            payload, timeout = requests.parse_body(body)
+            requests.check(self.version, namespace, request_id, operation, payload)
+        except requests.InvalidRequest as exc:
+            log.warning("invalid back-end request", extra={**self._log_extra, "topic": topic, "error": str(exc)})
+            self._respond(namespace, request_id, operation, RequestStatus.INVALID_REQUEST,
+                          error={"code": "InvalidRequest", "description": str(exc)})
+            return
+        now = loop.time()
+        request = BackendRequest(self.charger_id, namespace, request_id, operation, payload,
+                                 now + (timeout or self.ctx.settings.request_timeout), now)
+        try:
+            self._requests.put_nowait(request)
+        except asyncio.QueueFull:
+            self._respond(namespace, request_id, operation, RequestStatus.TIMEOUT,
+                          error={"code": "QueueFull", "description": "too many requests queued for this charger"})
+
+    def submit(self, operation: str, payload: dict[str, Any]) -> asyncio.Future[dict[str, Any]]:
+        """Queue an adapter-internal request (shadow deltas); the future gets the response body."""
+        loop = asyncio.get_running_loop()
+        request = BackendRequest(self.charger_id, "", "", operation, payload,
+                                 loop.time() + self.ctx.settings.request_timeout, loop.time(),
+                                 loop.create_future())
+        self._requests.put_nowait(request)
+        assert request.done is not None
+        return request.done
+
+    async def _request_worker(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            request = await self._requests.get()
+            remaining = request.deadline - loop.time()
+            if remaining <= 0:
+                self._complete(request, RequestStatus.TIMEOUT, error={"description": "deadline passed in queue"})
+                continue
+            message_id, text = self.conn.start_call(request.operation, request.payload, validated=True)
+            self._pending = loop.create_future()
+            try:
+                await self.ws.send(text)
+                self._audit_frame("out", 2, message_id, request.operation, request.payload)
+                async with asyncio.timeout(remaining):
+                    answer = await self._pending
+            except TimeoutError:
+                self.conn.abandon_call(message_id)
+                self._complete(request, RequestStatus.TIMEOUT,
+                               error={"description": "charger did not answer in time"})
+                continue
+            except ConnectionClosed:
+                self.conn.abandon_call(message_id)
+                self._complete(request, RequestStatus.NOT_CONNECTED,
+                               error={"description": "charger disconnected"})
+                raise
+            finally:
+                self._pending = None
+            METRICS.observe(names.REQUEST_LATENCY_MS, (loop.time() - request.received) * 1000.0)
+            if isinstance(answer, IncomingResult):
+                self._complete(request, RequestStatus.OK, payload=answer.payload)
+            else:
+                self._complete(request, RequestStatus.CALL_ERROR, error={
+                    "code": answer.code, "description": answer.description, "details": answer.details})
+
+    def _complete(self, request: BackendRequest, status: str, *, payload: dict[str, Any] | None = None,
+                  error: dict[str, Any] | None = None) -> None:
+        if request.done is not None:
+            if not request.done.done():
+                request.done.set_result({"status": status, "payload": payload, "error": error})
+            return
+        self._respond(request.namespace, request.request_id, request.operation, status, payload=payload,
+                      error=error)
+
+    def _respond(self, namespace: str, request_id: str, operation: str, status: str, *,
+                 payload: dict[str, Any] | None = None, error: dict[str, Any] | None = None) -> None:
+        topic = self.ctx.bus.topics.response(self.charger_id, namespace, request_id, operation)
+        body = requests.response_body(self.charger_id, namespace, request_id, operation, status,
+                                      payload=payload, error=error)
+        self.link.publish_nowait(topic, body)
+
+    def _fail_queued_requests(self) -> None:
+        while not self._requests.empty():
+            self._complete(self._requests.get_nowait(), RequestStatus.NOT_CONNECTED,
+                           error={"description": "charger disconnected"})
+
+
+def _transaction_record(charger_id: str, draft: EventDraft) -> TransactionRecord:
+    data = draft.data
+    ended = draft.type == "transaction_ended"
+    return TransactionRecord(
+        transaction_id=f"{charger_id}/{data['transaction_id']}", charger_id=charger_id,
+        state="ended" if ended else "active", id_token=data.get("id_token"), evse_id=data.get("evse_id"),
+        connector_id=data.get("connector_id"), meter_start_wh=data.get("meter_start_wh"),
+        meter_stop_wh=data.get("meter_stop_wh"), energy_wh=data.get("energy_wh"),
+        started_at=_parse_time(data.get("started_at")), stopped_at=_parse_time(data.get("stopped_at")),
+        stop_reason=data.get("stop_reason"))
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
