@@ -1,0 +1,89 @@
+"""Normalization: 1.6 and 2.0.1 messages describing the same charging session give the same events."""
+
+from typing import Any
+
+from adapter.normalize.canonical import normalize
+from adapter.normalize.transactions import TransactionBook
+from adapter.ocpp.versions import Version
+
+T0, T1, T2 = "2024-05-01T10:00:00Z", "2024-05-01T10:15:00Z", "2024-05-01T10:30:00Z"
+
+
+def session_16() -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    return [
+        ("StatusNotification", {"connectorId": 1, "errorCode": "NoError", "status": "Charging", "timestamp": T0}, {}),
+        ("StartTransaction", {"connectorId": 1, "idTag": "TAG1", "meterStart": 1000, "timestamp": T0},
+         {"transactionId": 7, "idTagInfo": {"status": "Accepted"}}),
+        ("MeterValues", {"connectorId": 1, "transactionId": 7, "meterValue": [{"timestamp": T1, "sampledValue": [
+            {"value": "2.5", "measurand": "Energy.Active.Import.Register", "unit": "kWh"}]}]}, {}),
+        ("StopTransaction", {"transactionId": 7, "meterStop": 4000, "timestamp": T2, "reason": "EVDisconnected"},
+         {}),
+    ]
+
+
+def session_201() -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    def mv(ts: str, wh: float, context: str) -> list[dict[str, Any]]:
+        return [{"timestamp": ts, "sampledValue": [{"value": wh, "context": context,
+                                                   "measurand": "Energy.Active.Import.Register"}]}]
+    token = {"idToken": "TAG1", "type": "ISO14443"}
+    return [
+        ("StatusNotification", {"timestamp": T0, "connectorStatus": "Occupied", "evseId": 1, "connectorId": 1}, {}),
+        ("TransactionEvent", {"eventType": "Started", "timestamp": T0, "triggerReason": "Authorized", "seqNo": 0,
+                              "transactionInfo": {"transactionId": "7"}, "idToken": token,
+                              "evse": {"id": 1, "connectorId": 1}}, {}),
+        ("TransactionEvent", {"eventType": "Updated", "timestamp": T1, "triggerReason": "MeterValuePeriodic",
+                              "seqNo": 1, "transactionInfo": {"transactionId": "7"},
+                              "meterValue": mv(T1, 2500, "Sample.Periodic")}, {}),
+        ("TransactionEvent", {"eventType": "Ended", "timestamp": T2, "triggerReason": "EVCommunicationLost",
+                              "seqNo": 2, "transactionInfo": {"transactionId": "7", "stoppedReason": "EVDisconnected"},
+                              "meterValue": mv(T2, 4000, "Transaction.End")}, {}),
+    ]
+
+
+def run(version: Version, messages: list[tuple[str, dict[str, Any], dict[str, Any]]]) -> list[Any]:
+    book = TransactionBook()
+    return [d for action, payload, response in messages for d in normalize(version, action, payload, response, book)]
+
+
+def test_same_session_same_events() -> None:
+    old, new = run(Version.V16, session_16()), run(Version.V201, session_201())
+    assert [d.type for d in old] == ["status", "transaction_started", "meter_values", "transaction_ended"]
+    assert [d.type for d in new] == ["status", "transaction_started", "meter_values", "meter_values",
+                                     "transaction_ended"]
+    assert old[0].data["status"] == new[0].data["status"] == "occupied"
+    assert old[0].data["original_status"] == "Charging"
+    for key in ("transaction_id", "evse_id", "connector_id", "id_token", "started_at"):
+        assert old[1].data[key] == new[1].data[key], key
+    assert old[2].data["samples"][0]["value"] == new[2].data["samples"][0]["value"] == 2500.0
+    assert old[2].data["samples"][0]["original_value"] == "2.5 kWh"
+    assert old[2].data["transaction_id"] == new[2].data["transaction_id"] == "7"
+    ended_old, ended_new = old[-1].data, new[-1].data
+    for key in ("transaction_id", "evse_id", "connector_id", "id_token", "meter_stop_wh", "stopped_at", "stop_reason"):
+        assert ended_old[key] == ended_new[key], key
+    assert ended_old["energy_wh"] == 3000.0
+    assert set(ended_old) == set(ended_new)
+    assert all(d.billing for d in old[1:]) and not old[0].billing
+
+
+def test_charging_state_change_is_a_transaction_update() -> None:
+    book = TransactionBook()
+    drafts = normalize(Version.V201, "TransactionEvent", {
+        "eventType": "Updated", "timestamp": T1, "triggerReason": "ChargingStateChanged", "seqNo": 3,
+        "transactionInfo": {"transactionId": "X", "chargingState": "SuspendedEV"}}, {}, book)
+    assert [(d.type, d.data["charging_state"]) for d in drafts] == [("transaction_updated", "SuspendedEV")]
+    assert drafts[0].topic_suffix == "transactions"
+
+
+def test_other_actions_are_charger_messages_on_their_own_topic() -> None:
+    drafts = normalize(Version.V16, "FirmwareStatusNotification", {"status": "Installed"}, {}, TransactionBook())
+    assert drafts[0].type == "charger_message"
+    assert drafts[0].topic_suffix == "events/FirmwareStatusNotification"
+    assert drafts[0].data == {"action": "FirmwareStatusNotification", "request": {"status": "Installed"},
+                              "response": {}}
+
+
+def test_non_numeric_signed_samples_are_kept_out_with_a_warning() -> None:
+    drafts = normalize(Version.V16, "MeterValues", {"connectorId": 1, "meterValue": [{"timestamp": T0, "sampledValue": [
+        {"value": "AB12==", "format": "SignedData"}, {"value": "10"}]}]}, {}, TransactionBook())
+    assert [s["value"] for s in drafts[0].data["samples"]] == [10.0]
+    assert "not numeric" in drafts[0].warnings[0]

@@ -1,0 +1,117 @@
+"""Built-in answers: every charger action of every version has one, valid against its schema."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from adapter.csms.central_system import CentralSystem, SessionState
+from adapter.csms.policy import AuthPolicy, BootPolicy, CsmsPolicy
+from adapter.ocpp.validation import compiled, validate
+from adapter.ocpp.versions import Version, charger_actions
+from adapter.store.base import IdTokenRecord
+
+
+class Tokens:
+    def __init__(self, records: dict[str, IdTokenRecord]) -> None:
+        self.records = records
+
+    async def get_id_token(self, token: str) -> IdTokenRecord | None:
+        return self.records.get(token)
+
+
+class Counter:
+    def __init__(self) -> None:
+        self.value = 0
+
+    async def next_transaction_id(self) -> int:
+        self.value += 1
+        return self.value
+
+
+class Delegate:
+    def __init__(self, reply: dict | None) -> None:
+        self.reply = reply
+        self.asked: list[tuple[str, str]] = []
+
+    async def ask(self, charger_id: str, action: str, payload: dict, timeout: float) -> dict | None:
+        self.asked.append((charger_id, action))
+        return self.reply
+
+
+def minimal_request(version: Version, action: str) -> dict:
+    """Requests the answers depend on; others are answered whatever they carry."""
+    v16 = version is Version.V16
+    token = {"idToken": "T1", "type": "ISO14443"}
+    return {
+        "Authorize": {"idTag": "T1"} if v16 else {"idToken": token},
+        "StartTransaction": {"connectorId": 1, "idTag": "T1", "meterStart": 0, "timestamp": "2024-01-01T00:00:00Z"},
+        "StopTransaction": {"transactionId": 1, "idTag": "T1", "meterStop": 5, "timestamp": "2024-01-01T00:00:00Z"},
+        "TransactionEvent": {"eventType": "Started", "idToken": token},
+        "VatNumberValidation": {"vatNumber": "DE1", "evseId": 1},
+    }.get(action, {})
+
+
+@pytest.mark.parametrize("version", [Version.V16, Version.V20, Version.V201, Version.V21])
+async def test_every_charger_action_has_a_valid_answer(version: Version) -> None:
+    csms = CentralSystem(CsmsPolicy(), Tokens({}), Counter())
+    state = SessionState("cp1", version, boot_status="Accepted")
+    for action in sorted(charger_actions(version)):
+        answer = await csms.answer(state, action, minimal_request(version, action))
+        if compiled(version, action, True) is None:
+            assert action == "NotifyPeriodicEventStream"  # a SEND: never answered
+            continue
+        validate(version, action, answer, response=True, strict=True)
+
+
+async def test_boot_policy_and_preboot_gate() -> None:
+    pending = CentralSystem(CsmsPolicy(boot=BootPolicy.PENDING, heartbeat_interval=42), Tokens({}), Counter())
+    state = SessionState("cp1", Version.V201)
+    assert pending.gate(state, "Heartbeat", "m1") is not None
+    answer = await pending.answer(state, "BootNotification", {})
+    assert answer["status"] == "Pending" and answer["interval"] == 42
+    refusal = pending.gate(state, "StatusNotification", "m2")
+    assert refusal is not None and refusal.kind.code(Version.V201) == "SecurityError"
+    v16 = SessionState("cp2", Version.V16)
+    assert pending.gate(v16, "Heartbeat", "m3") is None, "1.6 tolerates pre-boot messages by default"
+    strict16 = CentralSystem(CsmsPolicy(v16_tolerate_preboot=False), Tokens({}), Counter())
+    assert strict16.gate(v16, "Heartbeat", "m4") is not None
+
+
+async def test_local_list_decisions() -> None:
+    past = datetime.now(UTC) - timedelta(days=1)
+    tokens = Tokens({"OK": IdTokenRecord("OK", parent_id="G1"), "OLD": IdTokenRecord("OLD", expires_at=past),
+                     "BAD": IdTokenRecord("BAD", status="Blocked")})
+    csms = CentralSystem(CsmsPolicy(auth=AuthPolicy.LOCAL), tokens, Counter())
+    state = SessionState("cp1", Version.V16, boot_status="Accepted")
+    decisions = {t: (await csms.answer(state, "Authorize", {"idTag": t}))["idTagInfo"]
+                 for t in ("OK", "OLD", "BAD", "NONE")}
+    assert decisions == {"OK": {"status": "Accepted", "parentIdTag": "G1"}, "OLD": {"status": "Expired"},
+                         "BAD": {"status": "Blocked"}, "NONE": {"status": "Invalid"}}
+
+
+async def test_delegation_with_local_fallback() -> None:
+    tokens = Tokens({"T1": IdTokenRecord("T1", status="Blocked")})
+    answered = CentralSystem(CsmsPolicy(auth=AuthPolicy.DELEGATE), tokens, Counter(), Delegate({"status": "Accepted"}))
+    silent = CentralSystem(CsmsPolicy(auth=AuthPolicy.DELEGATE), tokens, Counter(), Delegate(None))
+    state = SessionState("cp1", Version.V201, boot_status="Accepted")
+    request = {"idToken": {"idToken": "T1", "type": "ISO14443"}}
+    assert (await answered.answer(state, "Authorize", request))["idTokenInfo"]["status"] == "Accepted"
+    assert (await silent.answer(state, "Authorize", request))["idTokenInfo"]["status"] == "Blocked"
+
+
+async def test_data_transfer_delegated_else_unknown_vendor() -> None:
+    state = SessionState("cp1", Version.V16, boot_status="Accepted")
+    plain = CentralSystem(CsmsPolicy(), Tokens({}), Counter())
+    assert await plain.answer(state, "DataTransfer", {"vendorId": "x"}) == {"status": "UnknownVendorId"}
+    delegated = CentralSystem(CsmsPolicy(delegate_data_transfer=True), Tokens({}), Counter(),
+                              Delegate({"status": "Accepted", "data": "hi"}))
+    assert await delegated.answer(state, "DataTransfer", {"vendorId": "x"}) == {"status": "Accepted", "data": "hi"}
+
+
+async def test_transaction_ids_come_from_the_counter() -> None:
+    counter = Counter()
+    csms = CentralSystem(CsmsPolicy(), Tokens({}), counter)
+    state = SessionState("cp1", Version.V16, boot_status="Accepted")
+    request = minimal_request(Version.V16, "StartTransaction")
+    ids = [(await csms.answer(state, "StartTransaction", request))["transactionId"] for _ in range(3)]
+    assert ids == [1, 2, 3]

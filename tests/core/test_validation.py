@@ -1,0 +1,52 @@
+"""Schema validation: strict codes per rule, lenient repairs with warnings."""
+
+import pytest
+
+from adapter.ocpp.errors import OcppError
+from adapter.ocpp.validation import validate
+from adapter.ocpp.versions import Version
+
+BOOT_201 = {"reason": "PowerUp", "chargingStation": {"model": "M", "vendorName": "V"}}
+
+
+@pytest.mark.parametrize(("payload", "version", "code"), [
+    ({}, Version.V201, "OccurrenceConstraintViolation"),
+    ({}, Version.V16, "OccurenceConstraintViolation"),
+    ({"reason": "PowerUp", "chargingStation": {"model": 5, "vendorName": "V"}}, Version.V201,
+     "TypeConstraintViolation"),
+    ({"reason": "Nope", "chargingStation": {"model": "M", "vendorName": "V"}}, Version.V201,
+     "PropertyConstraintViolation"),
+    ({**BOOT_201, "extra": 1}, Version.V201, "FormatViolation"),
+])
+def test_strict_mode_maps_rules_to_codes(payload: dict, version: Version, code: str) -> None:
+    action = "BootNotification"
+    with pytest.raises(OcppError) as info:
+        validate(version, action, payload, response=False, strict=True, message_id="m1")
+    assert info.value.kind.code(version) == code
+    assert info.value.message_id == "m1"
+
+
+def test_lenient_mode_repairs_clear_meaning_and_reports_it() -> None:
+    payload = {"connectorId": "1", "extra": True, "meterValue": [{
+        "timestamp": "2024-05-01T10:00:00", "sampledValue": [{"value": 12, "measurand": "power.active.import"}]}]}
+    fixed, warnings = validate(Version.V16, "MeterValues", payload, response=False, strict=False)
+    assert fixed["connectorId"] == 1
+    assert "extra" not in fixed
+    sample = fixed["meterValue"][0]["sampledValue"][0]
+    assert sample == {"value": "12", "measurand": "Power.Active.Import"}
+    assert fixed["meterValue"][0]["timestamp"] == "2024-05-01T10:00:00Z"
+    assert len(warnings) == 5
+    assert payload["connectorId"] == "1", "the caller's payload is not mutated"
+
+
+def test_lenient_mode_still_rejects_what_has_no_clear_meaning() -> None:
+    with pytest.raises(OcppError) as info:
+        validate(Version.V16, "StatusNotification", {"connectorId": 1, "status": "Available"}, response=False,
+                 strict=False)
+    assert info.value.kind.code(Version.V16) == "OccurenceConstraintViolation"
+
+
+def test_unknown_action_is_not_implemented() -> None:
+    with pytest.raises(OcppError) as info:
+        validate(Version.V201, "MadeUp", {}, response=False, strict=False)
+    assert info.value.kind.code(Version.V201) == "NotImplemented"
