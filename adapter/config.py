@@ -59,6 +59,7 @@ class Settings:
     request_timeout: float
     request_queue_limit: int
     puback_timeout: float
+    billing_outbox: bool
     ping_interval: float
     ping_timeout: float
     handshake_timeout: float
@@ -110,6 +111,8 @@ _OPTIONS: dict[str, dict[str, Any]] = {
     "request_timeout": _meta(30.0, "deadline (s) for a back-end request, queueing included", float),
     "request_queue_limit": _meta(32, "back-end requests queued per charger before refusing", int),
     "puback_timeout": _meta(5.0, "wait (s) for the broker's PUBACK of billing events before the outbox", float),
+    "billing_outbox": _meta(True, "write billing events the broker did not PUBACK in time to the durable outbox "
+                            "and acknowledge them (off: leave them unanswered so the charger retries)", _bool),
     "ping_interval": _meta(30.0, "WebSocket ping interval (s); 0 disables", float),
     "ping_timeout": _meta(30.0, "close when a pong is this late (s)", float),
     "handshake_timeout": _meta(10.0, "WebSocket opening handshake timeout (s)", float),

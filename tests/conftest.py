@@ -108,7 +108,7 @@ class MqttProbe:
 
 @pytest.fixture
 async def probe(mosquitto: Broker) -> AsyncIterator[MqttProbe]:
-    client = MqttClient(parse_endpoint(mosquitto.url), f"probe-{os.getpid()}-{free_port()}")
+    client = MqttClient(parse_endpoint(mosquitto.url), f"probe-{os.getpid()}-{free_port()}", durable_session_s=600)
     client.start()
     await client.wait_connected(10)
     yield MqttProbe(client)
@@ -135,8 +135,9 @@ async def adapter_factory(mosquitto: Broker) -> AsyncIterator[Callable[..., Any]
         started.append(instance)
         return instance
 
+    start.started = started  # type: ignore[attr-defined]
     yield start
-    for instance in started:
+    for instance in reversed(started):
         await instance.shutdown()
 
 
@@ -191,11 +192,13 @@ def url_of(adapter: Any, charger_id: str) -> str:
 
 
 @pytest.fixture
-async def connect(adapter: Any) -> AsyncIterator[Callable[..., Any]]:
+async def connect(adapter_factory: Any) -> AsyncIterator[Callable[..., Any]]:
+    """Opens charger connections to the adapter started last (a default one if the test started none)."""
     clients: list[OcppClient] = []
 
     async def open_client(charger_id: str, subprotocol: str = "ocpp1.6", **kwargs: Any) -> OcppClient:
-        ws = await websockets.connect(url_of(adapter, charger_id), subprotocols=[subprotocol],  # type: ignore[list-item]
+        target = adapter_factory.started[-1] if adapter_factory.started else await adapter_factory()
+        ws = await websockets.connect(url_of(target, charger_id), subprotocols=[subprotocol],  # type: ignore[list-item]
                                       **kwargs)
         client = OcppClient(ws)
         clients.append(client)

@@ -49,6 +49,7 @@ class Link:
         self.client = client
         self._owned = owned
         self._filters: list[str] = []
+        self._in_flight: set[asyncio.Future[None]] = set()
 
     async def subscribe(self, topic_filter: str, handler: MessageHandler) -> None:
         self._filters.append(topic_filter)
@@ -59,7 +60,13 @@ class Link:
 
     def publish_nowait(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
         """Fire-and-forget at QoS 1: failures are counted and logged, never raised into the session."""
-        self.publish(topic, payload, retain=retain).add_done_callback(_log_failure)
+        future = self.publish(topic, payload, retain=retain)
+        self._in_flight.add(future)
+        future.add_done_callback(self._settled)
+
+    def _settled(self, future: asyncio.Future[None]) -> None:
+        self._in_flight.discard(future)
+        _log_failure(future)
 
     async def publish_durably(self, topic: str, payload: bytes, item_id: str) -> None:
         """Return once the event is safe: PUBACKed, or else written to the durable outbox."""
@@ -74,7 +81,10 @@ class Link:
         await self.bus.outbox.outbox_put(OutboxItem(item_id, topic, payload, datetime.now(UTC)))
         self.bus.outbox_wakeup.set()
 
-    async def close(self) -> None:
+    async def close(self, drain_timeout: float = 5.0) -> None:
+        """Let the last publishes (lifecycle, shadow, responses) reach the broker before an owned client stops."""
+        if self._owned and self._in_flight:
+            await asyncio.wait(list(self._in_flight), timeout=drain_timeout)
         for topic_filter in self._filters:
             if self._owned:
                 continue

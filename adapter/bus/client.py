@@ -52,7 +52,9 @@ def _sigv4_transform(region: str) -> Callable[[mqtt5.WebsocketHandshakeTransform
 
 class MqttClient:
     def __init__(self, endpoint: MqttEndpoint, client_id: str, *, keep_alive_s: int = 60,
-                 ack_timeout_s: int = 30) -> None:
+                 ack_timeout_s: int = 30, durable_session_s: int = 0) -> None:
+        """``durable_session_s`` > 0 keeps the broker-side session (subscriptions and queued QoS 1 messages)
+        that long across disconnects, for subscribers that must not miss events."""
         self.client_id = client_id
         self._loop = asyncio.get_running_loop()
         self._handlers: dict[str, MessageHandler] = {}
@@ -63,8 +65,10 @@ class MqttClient:
             host_name=endpoint.host, port=endpoint.port, tls_ctx=_tls_context(endpoint),
             websocket_handshake_transform=(_sigv4_transform(endpoint.sigv4_region)
                                            if endpoint.sigv4_region else None),
-            connect_options=mqtt5.ConnectPacket(client_id=client_id, keep_alive_interval_sec=keep_alive_s),
-            session_behavior=mqtt5.ClientSessionBehaviorType.CLEAN,
+            connect_options=mqtt5.ConnectPacket(client_id=client_id, keep_alive_interval_sec=keep_alive_s,
+                                                session_expiry_interval_sec=durable_session_s or None),
+            session_behavior=(mqtt5.ClientSessionBehaviorType.REJOIN_ALWAYS if durable_session_s
+                              else mqtt5.ClientSessionBehaviorType.CLEAN),
             offline_queue_behavior=mqtt5.ClientOperationQueueBehaviorType.FAIL_QOS0_PUBLISH_ON_DISCONNECT,
             retry_jitter_mode=mqtt5.ExponentialBackoffJitterMode.FULL,
             min_reconnect_delay_ms=200, max_reconnect_delay_ms=10_000, ack_timeout_sec=ack_timeout_s,
@@ -167,6 +171,8 @@ def _settle(result: asyncio.Future[None], crt_future: Future[mqtt5.PublishComple
 
 def topic_matches(topic_filter: str, topic: str) -> bool:
     f_parts, t_parts = topic_filter.split("/"), topic.split("/")
+    if f_parts[0] == "$share":
+        f_parts = f_parts[2:]  # $share/{group}/{filter}: messages carry the plain topic
     for i, part in enumerate(f_parts):
         if part == "#":
             return True

@@ -58,7 +58,7 @@ class Adapter:
         endpoint = parse_endpoint(s.mqtt_url, ca_file=s.mqtt_ca_file, cert_file=s.mqtt_cert_file,
                                   key_file=s.mqtt_key_file)
         bus = Bus(endpoint, mode=MqttMode(s.mqtt_mode), adapter_id=s.adapter_id, topics=Topics(),
-                  pool_size=s.mqtt_pool_size, outbox=store, puback_timeout_s=s.puback_timeout,
+                  pool_size=s.mqtt_pool_size, outbox=store if s.billing_outbox else None, puback_timeout_s=s.puback_timeout,
                   replay_outbox=self.primary)
         await bus.start()
         delegate = None

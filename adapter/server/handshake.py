@@ -39,7 +39,7 @@ def charger_id_from_path(path: str, prefix: str) -> str | None:
     parts = path.strip("/").split("/") if path.strip("/") else []
     if len(parts) == 2 and parts[0] == prefix:
         return unquote(parts[1])
-    if len(parts) == 1:
+    if len(parts) == 1 and parts[0] != prefix:
         return unquote(parts[0])
     return None
 
@@ -68,7 +68,8 @@ class Handshake:
         if not decision.ok:
             return self._refuse(connection, HTTPStatus(decision.status), decision.reason, charger_id)
         offered = parse_offered(request.headers.get_all(PROTOCOL_HEADER))
-        del request.headers[PROTOCOL_HEADER]
+        if PROTOCOL_HEADER in request.headers:
+            del request.headers[PROTOCOL_HEADER]
         if offered:
             request.headers[PROTOCOL_HEADER] = ", ".join(offered)
         fallback = Version(self.ctx.settings.fallback_version) if self.ctx.settings.fallback_version else None

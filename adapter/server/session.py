@@ -307,7 +307,7 @@ class ChargerSession:
                 self._complete(request, RequestStatus.TIMEOUT,
                                error={"description": "charger did not answer in time"})
                 continue
-            except ConnectionClosed:
+            except (ConnectionClosed, asyncio.CancelledError):
                 self.conn.abandon_call(message_id)
                 self._complete(request, RequestStatus.NOT_CONNECTED,
                                error={"description": "charger disconnected"})

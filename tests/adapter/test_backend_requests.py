@@ -1,0 +1,113 @@
+"""Back-end requests over MQTT: exactly one response each, for every transport outcome."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from tests.adapter.events import boot_16, boot_2x
+from tests.conftest import MqttProbe
+
+
+async def booted(connect: Any, name: str, subprotocol: str = "ocpp1.6") -> Any:
+    cp = await connect(name, subprotocol)
+    await cp.call("BootNotification", boot_16() if subprotocol == "ocpp1.6" else boot_2x())
+    return cp
+
+
+async def request(probe: MqttProbe, cp: str, request_id: str, operation: str, body: Any) -> dict[str, Any]:
+    await probe.publish(f"req/v1/{cp}/DEFAULT/{request_id}/{operation}", body)
+    return await probe.next_on(f"res/v1/{cp}/DEFAULT/{request_id}/{operation}")  # type: ignore[no-any-return]
+
+
+async def subscribed(probe: MqttProbe, adapter: Any, cp: str) -> None:
+    """Wait until the charger's request subscription is live (its MQTT connection is asynchronous)."""
+    session = adapter.ctx.sessions[cp]
+    await session.link.client.wait_connected(10)
+    await probe.subscribe("res/v1/#")
+
+
+async def test_round_trip_ok(adapter: Any, probe: MqttProbe, connect: Any) -> None:
+    cp = await booted(connect, "cpA")
+    await subscribed(probe, adapter, "cpA")
+
+    async def charger() -> None:
+        frame = await cp.incoming_calls.get()
+        assert frame[2:] == ["RemoteStartTransaction", {"connectorId": 1, "idTag": "TAG9"}]
+        await cp.answer(frame, {"status": "Accepted"})
+
+    answering = asyncio.create_task(charger())
+    response = await request(probe, "cpA", "r1", "RemoteStartTransaction", {"connectorId": 1, "idTag": "TAG9"})
+    await answering
+    assert response["status"] == "ok" and response["payload"] == {"status": "Accepted"}
+    assert (response["charger_id"], response["request_id"], response["error"]) == ("cpA", "r1", None)
+    await asyncio.sleep(0)
+    assert probe.on("res/v1/cpA/DEFAULT/r1/#") == [], "exactly one response"
+
+
+async def test_call_error_and_queueing_behind_the_outstanding_call(adapter: Any, probe: MqttProbe,
+                                                                     connect: Any) -> None:
+    cp = await booted(connect, "cpB", "ocpp2.0.1")
+    await subscribed(probe, adapter, "cpB")
+    await probe.publish("req/v1/cpB/DEFAULT/q1/Reset", {"type": "Immediate"})
+    await probe.publish("req/v1/cpB/DEFAULT/q2/Reset", {"type": "OnIdle"})
+    first = await cp.incoming_calls.get()
+    assert cp.incoming_calls.empty(), "the second request waits for the first answer"
+    await cp.ws.send(f'[4, "{first[1]}", "NotSupported", "no reset here", {{}}]')
+    second = await cp.incoming_calls.get()
+    assert second[3] == {"type": "OnIdle"}
+    await cp.answer(second, {"status": "Scheduled"})
+    r1 = await probe.next_on("res/v1/cpB/DEFAULT/q1/Reset")
+    r2 = await probe.next_on("res/v1/cpB/DEFAULT/q2/Reset")
+    assert r1["status"] == "call_error" and r1["error"]["code"] == "NotSupported"
+    assert r2["status"] == "ok" and r2["payload"] == {"status": "Scheduled"}
+
+
+async def test_timeout_then_late_answer_is_dropped(adapter: Any, probe: MqttProbe, connect: Any) -> None:
+    cp = await booted(connect, "cpC")
+    await subscribed(probe, adapter, "cpC")
+    response = await request(probe, "cpC", "t1", "Reset", {"payload": {"type": "Soft"}, "timeout_s": 0.3})
+    assert response["status"] == "timeout"
+    frame = await cp.incoming_calls.get()
+    await cp.answer(frame, {"status": "Accepted"})  # late: logged and dropped
+    follow = asyncio.create_task(request(probe, "cpC", "t2", "ClearCache", {}))
+    clear = await cp.incoming_calls.get()
+    await cp.answer(clear, {"status": "Accepted"})
+    assert (await follow)["status"] == "ok", "the session still works after a timeout"
+
+
+async def test_not_connected(adapter: Any, probe: MqttProbe) -> None:
+    await probe.subscribe("res/v1/#")
+    response = await request(probe, "nobody", "n1", "Reset", {"type": "Soft"})
+    assert response["status"] == "not_connected"
+
+
+@pytest.mark.parametrize(("operation", "body", "fragment"), [
+    ("Reset", {"type": "Sideways"}, "payload invalid for Reset"),
+    ("Reset", b"{not json", "not JSON"),
+    ("BootNotification", {}, "not an OCPP 1.6 action a back end can send"),
+    ("RequestStartTransaction", {"idToken": {"idToken": "x", "type": "Central"}, "remoteStartId": 1},
+     "not an OCPP 1.6 action"),
+])
+async def test_invalid_requests(adapter: Any, probe: MqttProbe, connect: Any, operation: str, body: Any,
+                                fragment: str) -> None:
+    cp = await booted(connect, "cpD")
+    await subscribed(probe, adapter, "cpD")
+    response = await request(probe, "cpD", "bad1", operation, body)
+    assert response["status"] == "invalid_request"
+    assert fragment in response["error"]["description"]
+    assert cp.incoming_calls.empty(), "nothing invalid reaches the charger"
+
+
+async def test_disconnect_answers_queued_requests(adapter: Any, probe: MqttProbe, connect: Any) -> None:
+    cp = await booted(connect, "cpE")
+    await subscribed(probe, adapter, "cpE")
+    await probe.publish("req/v1/cpE/DEFAULT/d1/Reset", {"type": "Soft"})
+    await cp.incoming_calls.get()
+    await probe.publish("req/v1/cpE/DEFAULT/d2/Reset", {"type": "Hard"})
+    await cp.close()
+    r1 = await probe.next_on("res/v1/cpE/DEFAULT/d1/Reset")
+    r2 = await probe.next_on("res/v1/cpE/DEFAULT/d2/Reset")
+    assert r1["status"] == r2["status"] == "not_connected"

@@ -1,0 +1,143 @@
+"""Bad input over real sockets: refused at the handshake or answered with the exact CALLERROR."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+import pytest
+import websockets
+from websockets.exceptions import InvalidStatus
+
+from tests.adapter.events import boot_16
+from tests.conftest import MqttProbe, url_of
+
+
+@pytest.mark.parametrize(("path", "status"), [
+    ("/ocpp/bad%2Fid", 400), ("/ocpp/a%2Bb", 400), ("/ocpp/a%23b", 400), ("/ocpp/has%20space", 400),
+    ("/ocpp/nul%00x", 400), ("/ocpp/" + "x" * 49, 400), ("/ocpp/tab%09x", 400),
+    ("/other/prefix/cp1", 404), ("/ocpp/", 404),
+])
+async def test_bad_ids_are_refused_at_the_handshake(adapter: Any, probe: MqttProbe, path: str, status: int) -> None:
+    await probe.subscribe("/devices/lifecycle/+", "ocpp/#")
+    with pytest.raises(InvalidStatus) as info:
+        await websockets.connect(f"ws://127.0.0.1:{adapter.port}{path}", subprotocols=["ocpp1.6"])  # type: ignore[list-item]
+    assert info.value.response.status_code == status
+    assert probe.messages == [], "a refused charger never reaches MQTT"
+
+
+async def test_bare_id_path_and_percent_decoding(adapter: Any) -> None:
+    ws = await websockets.connect(f"ws://127.0.0.1:{adapter.port}/CP%2D7", subprotocols=["ocpp1.6"])  # type: ignore[list-item]
+    await asyncio.sleep(0)
+    assert "CP-7" in adapter.ctx.sessions
+    await ws.close()
+
+
+async def test_malformed_subprotocol_header_is_tolerated(adapter: Any) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", adapter.port)
+    writer.write(b"GET /ocpp/cpH HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                 b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+                 b"Sec-WebSocket-Protocol: , ocpp1.6,,ocpp2.0.1 ocpp1.6 ,\r\n\r\n")
+    head = (await reader.readuntil(b"\r\n\r\n")).decode()
+    writer.close()
+    assert head.startswith("HTTP/1.1 101")
+    assert "Sec-WebSocket-Protocol: ocpp2.0.1\r\n" in head
+
+
+async def test_no_common_subprotocol_finishes_handshake_then_closes(adapter: Any) -> None:
+    ws = await websockets.connect(url_of(adapter, "cpX"), subprotocols=["ocpp1.2"])  # type: ignore[list-item]
+    assert ws.subprotocol is None
+    with pytest.raises(websockets.ConnectionClosed):
+        await ws.recv()
+    assert ws.close_code == 1002
+
+
+async def test_fallback_version_for_chargers_offering_nothing(adapter_factory: Any) -> None:
+    adapter = await adapter_factory(fallback_version="1.6")
+    ws = await websockets.connect(url_of(adapter, "cpF"))
+    await ws.send(orjson.dumps([2, "b1", "BootNotification", boot_16()]).decode())
+    reply = orjson.loads(await ws.recv())
+    assert reply[0] == 3 and reply[2]["status"] == "Accepted"
+    await ws.close()
+
+
+@pytest.mark.parametrize(("subprotocol", "frame", "expected"), [
+    ("ocpp1.6", "{{{", [4, "-1", "FormationViolation"]),
+    ("ocpp2.0.1", "{{{", [4, "-1", "FormatViolation"]),
+    ("ocpp2.0.1", '{"x": 1}', [4, "-1", "RpcFrameworkError"]),
+    ("ocpp2.0.1", '[7, "u1", "Heartbeat", {}]', [4, "u1", "MessageTypeNotSupported"]),
+    ("ocpp1.6", '[7, "u1", "Heartbeat", {}]', [4, "u1", "FormationViolation"]),
+    ("ocpp2.0.1", '[2, "' + "i" * 37 + '", "Heartbeat", {}]', [4, "-1", "RpcFrameworkError"]),
+    ("ocpp2.0.1", '[2, "s1", "Heartbeat"]', [4, "s1", "RpcFrameworkError"]),
+    ("ocpp1.6", '[2, "v1", "StatusNotification", {"connectorId": 1}]', [4, "v1", "OccurenceConstraintViolation"]),
+    ("ocpp2.0.1", '[2, "v2", "Heartbeat", {}]', [4, "v2", "SecurityError"]),
+    ("ocpp2.0.1", '[2, "n1", "Reset", {"type": "Immediate"}]', [4, "n1", "NotSupported"]),
+    ("ocpp1.6", '[2, "n2", "Fly", {}]', [4, "n2", "NotImplemented"]),
+])
+async def test_bad_frames_get_the_exact_callerror(adapter: Any, connect: Any, subprotocol: str, frame: str,
+                                                  expected: list[Any]) -> None:
+    cp = await connect("cpBad", subprotocol)
+    reply = await cp.send_raw(frame, expected[1])
+    assert reply[:3] == expected
+    # the session survives: a good message still works
+    assert (await cp.call("BootNotification", boot_16() if subprotocol == "ocpp1.6" else {
+        "reason": "PowerUp", "chargingStation": {"model": "M", "vendorName": "V"}}))[0] == 3
+
+
+async def test_strict_mode_rejects_what_lenient_mode_normalizes(adapter_factory: Any, probe: MqttProbe) -> None:
+    await probe.subscribe("ocpp/#")
+    message = [2, "w1", "StatusNotification", {"connectorId": "1", "errorCode": "NoError", "status": "available"}]
+    lenient = await adapter_factory()
+    strict = await adapter_factory(strict=True, adapter_id="strict")
+    for instance, cp in ((lenient, "cpL"), (strict, "cpS")):
+        ws = await websockets.connect(url_of(instance, cp), subprotocols=["ocpp1.6"])  # type: ignore[list-item]
+        await ws.send(orjson.dumps(message).decode())
+        reply = orjson.loads(await ws.recv())
+        if cp == "cpL":
+            assert reply == [3, "w1", {}]
+        else:
+            assert reply[:3] == [4, "w1", "TypeConstraintViolation"]
+        await ws.close()
+    event = await probe.next_on("ocpp/cpL/status")
+    assert event["data"]["status"] == "available" and len(event["warnings"]) == 2
+    assert probe.on("ocpp/cpS/#") == []
+
+
+async def test_oversized_message_closes_with_1009(adapter_factory: Any) -> None:
+    adapter = await adapter_factory(max_message_size=1024)
+    ws = await websockets.connect(url_of(adapter, "cpBig"), subprotocols=["ocpp1.6"])  # type: ignore[list-item]
+    await ws.send(orjson.dumps([2, "b", "DataTransfer", {"vendorId": "x", "data": "y" * 4096}]).decode())
+    with pytest.raises(websockets.ConnectionClosed):
+        await ws.recv()
+    assert ws.close_code == 1009
+
+
+async def test_message_rate_limit_closes_with_1008(adapter_factory: Any) -> None:
+    adapter = await adapter_factory(rate_limit=1.0, rate_burst=3)
+    ws = await websockets.connect(url_of(adapter, "cpFast"), subprotocols=["ocpp1.6"])  # type: ignore[list-item]
+    for i in range(10):
+        await ws.send(orjson.dumps([2, f"h{i}", "Heartbeat", {}]).decode())
+    with pytest.raises(websockets.ConnectionClosed):
+        while True:
+            await ws.recv()
+    assert (ws.close_code, ws.close_reason) == (1008, "message rate exceeded")
+
+
+async def test_unknown_response_ids_are_dropped(adapter: Any, connect: Any) -> None:
+    cp = await connect("cpU")
+    await cp.ws.send('[3, "never-asked", {}]')
+    assert (await cp.call("BootNotification", boot_16()))[2]["status"] == "Accepted"
+
+
+async def test_http_endpoints(adapter: Any) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", adapter.port)
+    writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+    head = await reader.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and b"text/plain; version=0.0.4" in head
+    writer.close()
+    for path, status in (("/healthz", b"200"), ("/readyz", b"200"), ("/nothing", b"426")):
+        reader, writer = await asyncio.open_connection("127.0.0.1", adapter.port)
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        assert (await reader.readline()).split()[1] == status
+        writer.close()

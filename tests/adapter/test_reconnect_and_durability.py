@@ -1,0 +1,77 @@
+"""Reconnect and takeover, and no billing event lost when the broker restarts mid-transaction."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+import websockets
+
+from tests.adapter.events import T0, T1, T2, boot_16, check_event
+from tests.conftest import Broker, MqttProbe, url_of
+
+
+async def test_reconnect_replaces_the_old_session(adapter: Any, probe: MqttProbe, connect: Any) -> None:
+    await probe.subscribe("/devices/lifecycle/+")
+    first = await connect("cpR")
+    await first.call("BootNotification", boot_16())
+    second = await connect("cpR")
+    await first.ws.wait_closed()
+    assert (first.ws.close_code, first.ws.close_reason) == (1000, "replaced by a newer connection")
+    assert (await second.call("BootNotification", boot_16()))[2]["status"] == "Accepted"
+    assert adapter.ctx.sessions["cpR"].ws is not None and len(adapter.ctx.sessions) == 1
+    states = [(await probe.next_on("/devices/lifecycle/cpR"))["data"]["event"] for _ in range(3)]
+    assert states == ["connected", "disconnected", "connected"]
+
+
+async def test_takeover_by_another_adapter_instance(adapter_factory: Any, probe: MqttProbe) -> None:
+    a = await adapter_factory(adapter_id="adapter-a")
+    b = await adapter_factory(adapter_id="adapter-b", local_shadow="off")
+    old = await websockets.connect(url_of(a, "cpT"), subprotocols=["ocpp1.6"])  # type: ignore[list-item]
+    await a.ctx.sessions["cpT"].link.client.wait_connected(10)
+    new = await websockets.connect(url_of(b, "cpT"), subprotocols=["ocpp1.6"])  # type: ignore[list-item]
+    with pytest.raises(websockets.ConnectionClosed):
+        await old.recv()
+    assert old.close_reason == "taken over by adapter-b"
+    assert "cpT" in b.ctx.sessions
+    await new.close()
+
+
+async def test_broker_restart_mid_transaction_loses_no_event(adapter_factory: Any, probe: MqttProbe,
+                                                              mosquitto: Broker, connect: Any) -> None:
+    adapter = await adapter_factory(puback_timeout=0.5)
+    await probe.subscribe("ocpp/#")
+    cp = await connect("cpD")
+    await cp.call("BootNotification", boot_16())
+    start = await cp.call("StartTransaction", {"connectorId": 1, "idTag": "T", "meterStart": 0, "timestamp": T0})
+    tx = start[2]["transactionId"]
+    await probe.next_on("ocpp/cpD/transactions")
+
+    mosquitto.stop()
+    meter = await cp.call("MeterValues", {"connectorId": 1, "transactionId": tx, "meterValue": [
+        {"timestamp": T1, "sampledValue": [{"value": "500"}]}]})
+    stop = await cp.call("StopTransaction", {"transactionId": tx, "meterStop": 900, "timestamp": T2})
+    assert meter[0] == 3 and stop[0] == 3, "answered only after the events were written to the outbox"
+    assert len(await adapter.ctx.store.outbox_pending(10)) == 2
+
+    mosquitto.restart()
+    await probe.client.wait_connected(15)
+    ended = check_event(await probe.next_on("ocpp/cpD/transactions", timeout=30))
+    meter_event = check_event(await probe.next_on("ocpp/cpD/meter_values", timeout=30))
+    assert ended["type"] == "transaction_ended" and ended["data"]["meter_stop_wh"] == 900
+    assert meter_event["data"]["samples"][0]["value"] == 500
+    async with asyncio.timeout(30):
+        while await adapter.ctx.store.outbox_pending(10):
+            await asyncio.sleep(0.1)
+
+
+async def test_without_outbox_billing_is_not_acknowledged_while_broker_is_down(
+        adapter_factory: Any, mosquitto: Broker, connect: Any) -> None:
+    await adapter_factory(puback_timeout=0.3, billing_outbox=False)
+    cp = await connect("cpN")
+    await cp.call("BootNotification", boot_16())
+    mosquitto.stop()
+    reply = await cp.call("StartTransaction", {"connectorId": 1, "idTag": "T", "meterStart": 0, "timestamp": T0})
+    assert reply[:3] == [4, reply[1], "InternalError"], "the charger keeps the message and retries"
+    mosquitto.restart()
