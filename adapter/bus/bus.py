@@ -11,9 +11,9 @@ import contextlib
 import enum
 import logging
 import zlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 import orjson
 
@@ -120,7 +120,7 @@ class Bus:
         self._holders: dict[str, str] = {}  # charger id -> adapter id holding it, from lifecycle events
         self._tasks: list[asyncio.Task[None]] = []
         self.on_lifecycle: Callable[[str, str, dict[str, object]], None] | None = None
-        self.on_orphan_request: Callable[[str, bytes], Awaitable[None]] | None = None
+        self.on_orphan_request: Callable[[str, bytes], Coroutine[Any, Any, None]] | None = None
 
     @property
     def control(self) -> MqttClient:
@@ -173,7 +173,7 @@ class Bus:
 
     def _on_any_request(self, topic: str, payload: bytes) -> None:
         if self.on_orphan_request is not None:
-            task = asyncio.create_task(self.on_orphan_request(topic, payload))
+            task: asyncio.Task[None] = asyncio.create_task(self.on_orphan_request(topic, payload))
             self._tasks.append(task)
             task.add_done_callback(self._tasks.remove)
 

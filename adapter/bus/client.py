@@ -152,7 +152,8 @@ class MqttClient:
 
     def _send_subscribe(self, filters: list[str]) -> Future[mqtt5.SubackPacket]:
         subscriptions = [mqtt5.Subscription(f, mqtt5.QoS.AT_LEAST_ONCE) for f in filters]
-        return self._client.subscribe(mqtt5.SubscribePacket(subscriptions=subscriptions))
+        future: Future[mqtt5.SubackPacket] = self._client.subscribe(mqtt5.SubscribePacket(subscriptions=subscriptions))
+        return future
 
 
 def _settle(result: asyncio.Future[None], crt_future: Future[mqtt5.PublishCompletionData]) -> None:

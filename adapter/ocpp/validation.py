@@ -48,7 +48,7 @@ def compiled(version: Version, action: str, response: bool) -> CompiledSchema | 
         return None
     schema = orjson.loads(path.read_bytes())
     schema.pop("$id", None)
-    return fastjsonschema.compile(schema, use_default=False)  # type: ignore[no-any-return]
+    return fastjsonschema.compile(schema, use_default=False)
 
 
 def _locate(payload: Any, path: list[str]) -> tuple[Any, str | int] | None:

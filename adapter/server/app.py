@@ -58,8 +58,8 @@ class Adapter:
         endpoint = parse_endpoint(s.mqtt_url, ca_file=s.mqtt_ca_file, cert_file=s.mqtt_cert_file,
                                   key_file=s.mqtt_key_file)
         bus = Bus(endpoint, mode=MqttMode(s.mqtt_mode), adapter_id=s.adapter_id, topics=Topics(),
-                  pool_size=s.mqtt_pool_size, outbox=store if s.billing_outbox else None, puback_timeout_s=s.puback_timeout,
-                  replay_outbox=self.primary)
+                  pool_size=s.mqtt_pool_size, outbox=store if s.billing_outbox else None,
+                  puback_timeout_s=s.puback_timeout, replay_outbox=self.primary)
         await bus.start()
         delegate = None
         if s.auth_policy == AuthPolicy.DELEGATE or s.delegate_data_transfer:
@@ -72,7 +72,8 @@ class Adapter:
         ctx = AdapterContext(s, csms, store, bus, spawn=self.spawn,
                              rate_limiter=lambda: TokenBucket(s.rate_limit, s.rate_burst))
         self.ctx = ctx
-        if self.primary and (s.local_shadow == "on" or (s.local_shadow == "auto" and endpoint.url.startswith("mqtt:"))):
+        local_broker = endpoint.url.startswith("mqtt:")
+        if self.primary and (s.local_shadow == "on" or (s.local_shadow == "auto" and local_broker)):
             await LocalShadowService(bus.control).start()
         bus.on_lifecycle = self._on_lifecycle
         bus.on_orphan_request = self._on_orphan_request
@@ -119,7 +120,7 @@ class Adapter:
         ctx = self.ctx
         assert ctx is not None
         admitted = handshake.admitted.pop(id(ws))
-        if admitted.version is None or ws.subprotocol is None and ctx.settings.fallback_version is None:
+        if admitted.version is None or (ws.subprotocol is None and ctx.settings.fallback_version is None):
             log.warning("no common OCPP subprotocol; closing", extra={"charger_id": admitted.charger_id})
             await ws.close(CLOSE_PROTOCOL_ERROR, "no supported OCPP subprotocol")
             return

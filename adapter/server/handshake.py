@@ -6,12 +6,14 @@ Everything here answers with an HTTP status before a WebSocket exists, so a bad 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from urllib.parse import unquote
 
 from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
+from websockets.typing import Subprotocol
 
 from adapter.observability import names
 from adapter.observability.metrics import METRICS
@@ -76,12 +78,13 @@ class Handshake:
         self.admitted[id(connection)] = Admitted(charger_id, negotiate(offered, fallback=fallback))
         return None
 
-    def select_subprotocol(self, connection: ServerConnection, subprotocols: list[str]) -> str | None:
+    def select_subprotocol(self, connection: ServerConnection,
+                           subprotocols: Sequence[Subprotocol]) -> Subprotocol | None:
         """No agreement: finish without the header (the session then closes, as the spec says)."""
         admitted = self.admitted.get(id(connection))
         if admitted is None or admitted.version is None or admitted.version.subprotocol not in subprotocols:
             return None
-        return admitted.version.subprotocol
+        return Subprotocol(admitted.version.subprotocol)
 
     def _refuse(self, connection: ServerConnection, status: HTTPStatus, reason: str,
                 charger_id: str | None) -> Response:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.adapter.events import boot_16, boot_2x
+from tests.adapter.events import boot_2x, boot_16
 from tests.conftest import MqttProbe
 
 

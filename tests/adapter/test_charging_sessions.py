@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.adapter.events import T0, T1, T2, TOKEN_201, boot_16, boot_2x, check_event, meter_2x, tx_event
+from tests.adapter.events import T0, T1, T2, TOKEN_201, boot_2x, boot_16, check_event, meter_2x, tx_event
 from tests.conftest import MqttProbe
 
 

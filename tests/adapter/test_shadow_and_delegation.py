@@ -1,0 +1,97 @@
+"""Device shadow (local stand-in service, reported state, desired configuration) and delegated decisions."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from adapter.store.base import IdTokenRecord
+from tests.adapter.events import TOKEN_201, boot_2x, boot_16, check_event
+from tests.conftest import MqttProbe
+
+
+async def test_local_shadow_service_versions_and_rejections(adapter: Any, probe: MqttProbe) -> None:
+    await probe.subscribe("$aws/things/thing1/shadow/#")
+    await probe.publish("$aws/things/thing1/shadow/update", {"state": {"desired": {"a": 1}}})
+    accepted = await probe.next_on("$aws/things/thing1/shadow/update/accepted")
+    assert accepted["version"] == 1
+    delta = await probe.next_on("$aws/things/thing1/shadow/update/delta")
+    assert delta["state"] == {"a": 1}
+    await probe.publish("$aws/things/thing1/shadow/update", {"state": {"reported": {"a": 1}}, "version": 7})
+    conflict = await probe.next_on("$aws/things/thing1/shadow/update/rejected")
+    assert conflict["code"] == 409
+    await probe.publish("$aws/things/thing1/shadow/update", b"[1]")
+    assert (await probe.next_on("$aws/things/thing1/shadow/update/rejected"))["code"] == 400
+    await probe.publish("$aws/things/thing1/shadow/update", {"state": {"reported": {"a": 1}}, "version": 1})
+    documents = [await probe.next_on("$aws/things/thing1/shadow/update/documents") for _ in range(2)]
+    assert documents[-1]["current"] == {"state": {"desired": {"a": 1}, "reported": {"a": 1}}, "version": 2}
+    await probe.publish("$aws/things/thing1/shadow/get", {"clientToken": "c1"})
+    got = await probe.next_on("$aws/things/thing1/shadow/get/accepted")
+    assert got["version"] == 2 and got["clientToken"] == "c1"
+
+
+async def test_desired_configuration_is_applied_and_reported(adapter: Any, probe: MqttProbe, connect: Any) -> None:
+    await probe.subscribe("$aws/things/cpS/shadow/update/accepted")
+    for name, subprotocol, boot, key in (("cpS", "ocpp1.6", boot_16(), "HeartbeatInterval"),
+                                         ("cpS2", "ocpp2.0.1", boot_2x(), "OCPPCommCtrlr.HeartbeatInterval")):
+        await probe.subscribe(f"$aws/things/{name}/shadow/update/accepted")
+        cp = await connect(name, subprotocol)
+        await cp.call("BootNotification", boot)
+        await adapter.ctx.sessions[name].link.client.wait_connected(10)
+        await probe.publish(f"$aws/things/{name}/shadow/update",
+                            {"state": {"desired": {"configuration": {key: 60, "Bad Key": 1}}}})
+        frame = await cp.incoming_calls.get()
+        if subprotocol == "ocpp1.6":
+            assert frame[2:] == ["ChangeConfiguration", {"key": key, "value": "60"}]
+            await cp.answer(frame, {"status": "Accepted"})
+            frame = await cp.incoming_calls.get()
+            assert frame[3]["key"] == "Bad Key"
+            await cp.answer(frame, {"status": "NotSupported"})
+            expected = {key: "Accepted", "Bad Key": "NotSupported"}
+        else:
+            assert frame[2] == "SetVariables"
+            assert frame[3]["setVariableData"][0]["variable"] == {"name": "HeartbeatInterval"}
+            await cp.answer(frame, {"setVariableResult": [{"attributeStatus": "Accepted", "component": {
+                "name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}}]})
+            expected = {key: "Accepted", "Bad Key": "Invalid"}
+        _, report = await probe.wait_for(
+            lambda t, b, n=name: t == f"$aws/things/{n}/shadow/update/accepted"
+            and "configuration_status" in b["state"].get("reported", {}))
+        assert report["state"]["reported"]["configuration_status"] == expected
+        assert report["state"]["reported"]["configuration"] == {key: 60}
+
+
+async def test_delegated_authorization_with_deadline_and_fallback(adapter_factory: Any, probe: MqttProbe,
+                                                                   connect: Any) -> None:
+    adapter = await adapter_factory(auth_policy="delegate", delegate_timeout=0.5)
+    await adapter.ctx.store.put_id_token(IdTokenRecord("LOCAL1", status="Blocked"))
+    await probe.subscribe("ocpp/+/delegate/#")
+    cp = await connect("cpG", "ocpp2.0.1")
+    await cp.call("BootNotification", boot_2x())
+
+    async def back_end() -> None:
+        body = await probe.next_on("ocpp/cpG/delegate/Authorize")
+        assert body["payload"] == {"id_token": "TAG1", "token_type": "ISO14443"}
+        await probe.publish(body["reply_topic"], {"status": "Accepted"})
+
+    answering = asyncio.create_task(back_end())
+    reply = await cp.call("Authorize", {"idToken": TOKEN_201})
+    await answering
+    assert reply[2]["idTokenInfo"]["status"] == "Accepted"
+    silent = await cp.call("Authorize", {"idToken": {"idToken": "LOCAL1", "type": "ISO14443"}})
+    assert silent[2]["idTokenInfo"]["status"] == "Blocked", "no answer in time: the local list decides"
+
+
+async def test_every_event_of_a_busy_charger_validates(adapter: Any, probe: MqttProbe, connect: Any) -> None:
+    await probe.subscribe("ocpp/#")
+    cp = await connect("cpV")
+    await cp.call("BootNotification", boot_16())
+    for action, payload in (("FirmwareStatusNotification", {"status": "Installed"}),
+                            ("DiagnosticsStatusNotification", {"status": "Uploaded"}),
+                            ("DataTransfer", {"vendorId": "acme", "data": "x"}),
+                            ("SecurityEventNotification", {"type": "Tamper", "timestamp": "2024-01-01T00:00:00Z"})):
+        await cp.call(action, payload)
+    await probe.wait_for(lambda t, b: len(probe.on("ocpp/cpV/#")) >= 5)
+    for body in probe.on("ocpp/cpV/#"):
+        check_event(body)
+    assert probe.on("ocpp/cpV/events/DataTransfer")[0]["data"]["response"] == {"status": "UnknownVendorId"}
