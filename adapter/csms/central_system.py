@@ -18,7 +18,7 @@ from adapter.ocpp.versions import Version
 Payload = dict[str, Any]
 
 # Answers that need no decision: the minimal valid response per action (``{}`` where nothing is required).
-_FIXED: dict[str, Payload] = {
+FIXED_ANSWERS: dict[str, Payload] = {
     "DataTransfer": {"status": "UnknownVendorId"},
     "SignCertificate": {"status": "Rejected"},  # no certificate authority is configured in the adapter
     "Get15118EVCertificate": {"status": "Failed", "exiResponse": ""},
@@ -77,7 +77,7 @@ class CentralSystem:
             reply = await self._delegate.ask(state.charger_id, action, payload, self.policy.delegate_timeout_s)
             if reply is not None:
                 return reply
-        return dict(_FIXED.get(action, {}))
+        return dict(FIXED_ANSWERS.get(action, {}))
 
     async def _on_BootNotification(self, state: SessionState, payload: Payload) -> Payload:
         status = {BootPolicy.ACCEPT: "Accepted", BootPolicy.PENDING: "Pending",
