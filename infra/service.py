@@ -56,7 +56,8 @@ class ServiceStack(Stack):
                                                     task_role=task_role)
         self._add_container(task_definition, mongo)
         acknowledge(task_definition, "AwsSolutions-IAM5[Resource::*]",
-                    "Execution role: ecr:GetAuthorizationToken has no resource-level permissions.")
+                    "Execution role: ecr:GetAuthorizationToken (image pull) has no resource-level "
+                    "permissions; everything else it gets is scoped to this task's log group and secrets.")
         acknowledge(task_definition, "AwsSolutions-ECS2",
                     "Environment variables hold only non-secret settings (ports, endpoint, modes); database "
                     "credentials are injected from Secrets Manager.")
@@ -109,14 +110,15 @@ class ServiceStack(Stack):
             stop_timeout=Duration.seconds(config.stop_timeout_s),
             # An init process forwards SIGTERM to the adapter (PID 1 would otherwise ignore it) and reaps.
             linux_parameters=ecs.LinuxParameters(self, "Linux", init_process_enabled=True),
+            # Settings of `python -m adapter serve` (adapter/config.py: env name = setting name upper-cased).
             environment={
                 "AWS_REGION": self.region,
-                "OCPP_LISTEN_PORT": str(config.adapter_port),
-                "OCPP_MQTT_URL": f"wss-sigv4://{endpoint.value_as_string}:443?region={self.region}",
-                "OCPP_MQTT_CLIENT_MODE": config.mqtt_mode,
-                "OCPP_STORE": "mongodb",
-                # Finish draining before ECS sends SIGKILL at the stop timeout.
-                "OCPP_DRAIN_TIMEOUT_S": str(max(config.stop_timeout_s - 15, 5)),
+                "PORT": str(config.adapter_port),
+                "WORKERS": str(max(1, config.task_cpu // 1024)),  # one worker process per vCPU
+                "MQTT_URL": f"wss-sigv4://{endpoint.value_as_string}?region={self.region}",
+                "MQTT_MODE": config.mqtt_mode,
+                "EMF_METRICS": "true",
+                **({"FRONT_TLS_PROFILE": "2"} if config.tls else {}),  # the NLB terminates TLS
                 names.DIMENSIONS_ENV: f"{names.SERVICE_DIMENSION}={config.service_name}",
                 **mongo.environment,
             },
