@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, cast
 
-from aws_cdk import CfnElement, Duration, Size, Stack
+from aws_cdk import CfnElement, CfnOutput, Duration, Size, Stack
 from aws_cdk import aws_athena as athena
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_kinesis as kinesis
@@ -98,6 +98,8 @@ class AnalyticsStack(Stack):
                         encryption_option="SSE_S3")),
             ),
         )
+        CfnOutput(self, "AthenaWorkgroup", value=workgroup.ref, description="Run the named queries here")
+        CfnOutput(self, "EventLakeBucket", value=self.events_bucket.bucket_name)
         for path in sorted(QUERY_DIR.glob("*.sql")):
             query = athena.CfnNamedQuery(
                 self, "Query-" + path.stem,

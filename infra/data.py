@@ -24,7 +24,7 @@ from infra.config import DeployConfig
 # DocumentDB needs the Amazon RDS CA bundle; the Dockerfile puts it here.
 DOCDB_CA_FILE = "/etc/ssl/certs/rds-global-bundle.pem"
 # Lets the adapter re-read credentials after a rotation instead of keeping the copy injected at start.
-SECRET_ID_ENV = "MONGODB_SECRET_ID"  # noqa: S105 - the variable's name, not a secret
+SECRET_ID_ENV = "STORE_SECRET_ID"  # noqa: S105 - the variable's name, not a secret
 DOCDB_PORT = 27117  # not the MongoDB default: scanners looking for open MongoDB ports find nothing
 
 
@@ -44,7 +44,7 @@ def external_mongo(scope: Construct, config: DeployConfig) -> MongoAccess:
     """
     uri_secret = secretsmanager.Secret.from_secret_name_v2(scope, "MongoUri", config.mongo_uri_secret_name)
     return MongoAccess(environment={SECRET_ID_ENV: config.mongo_uri_secret_name},
-                       secrets={"MONGODB_URI": ecs.Secret.from_secrets_manager(uri_secret)},
+                       secrets={"STORE_URL": ecs.Secret.from_secrets_manager(uri_secret)},
                        readable=[uri_secret])
 
 
@@ -109,9 +109,10 @@ class DataStack(Stack):
                f"&tlsCAFile={DOCDB_CA_FILE}&replicaSet=rs0&readPreference=secondaryPreferred"
                "&retryWrites=false")
         self.access = MongoAccess(
-            environment={"MONGODB_URI": uri, SECRET_ID_ENV: secret.secret_arn},
-            secrets={"MONGODB_USERNAME": ecs.Secret.from_secrets_manager(secret, "username"),
-                     "MONGODB_PASSWORD": ecs.Secret.from_secrets_manager(secret, "password")},
+            # The URL carries no credentials: they come from the secret, as two separate variables.
+            environment={"STORE_URL": uri, SECRET_ID_ENV: secret.secret_arn},
+            secrets={"STORE_USERNAME": ecs.Secret.from_secrets_manager(secret, "username"),
+                     "STORE_PASSWORD": ecs.Secret.from_secrets_manager(secret, "password")},
             readable=[secret],
             client_security_group=clients,
         )

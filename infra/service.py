@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import CfnParameter, Duration, RemovalPolicy, Size, Stack
+from aws_cdk import CfnOutput, CfnParameter, Duration, RemovalPolicy, Size, Stack
 from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_autoscaling as autoscaling
 from aws_cdk import aws_ec2 as ec2
@@ -71,6 +71,11 @@ class ServiceStack(Stack):
 
         self._load_balancer(vpc, task_security_group)
         self._autoscaling()
+        scheme, default_port = ("wss", 443) if config.tls else ("ws", 80)
+        port = "" if config.public_port == default_port else f":{config.public_port}"
+        CfnOutput(self, "ChargerUrl",
+                  value=f"{scheme}://{self.nlb.load_balancer_dns_name}{port}/ocpp/<charge-point-id>",
+                  description="Where chargers connect (with TLS, use a DNS name that matches the certificate)")
 
     def _task_role(self, mongo: MongoAccess) -> iam.Role:
         """IoT data plane on the topic contract only, the database secret, and our metrics namespace."""
