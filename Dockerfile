@@ -20,7 +20,9 @@ ADD https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem /etc/ssl/c
 RUN chmod 644 /etc/ssl/certs/rds-global-bundle.pem
 
 COPY . /app
-RUN useradd --system --uid 10001 --no-create-home --home-dir /app adapter
+# Non-root; var/ is where the default embedded store writes when no STORE_URL is given.
+RUN useradd --system --uid 10001 --no-create-home --home-dir /app adapter \
+    && mkdir -p /app/var && chown adapter /app/var
 USER 10001
 
 # WebSocket (OCPP) and /healthz, /readyz, /metrics share this port.
