@@ -71,7 +71,7 @@ class DeployConfig:
         """Read ``ocpp:<camelCaseField>`` keys; values given as strings (``-c``) are coerced by type."""
         values: dict[str, Any] = {}
         for name, default in cls.defaults().items():
-            raw = node.try_get_context(PREFIX + _camel(name))
+            raw = node.try_get_context(context_key(name))
             if raw is not None:
                 values[name] = type(default)(raw)
         config = cls(**values)
@@ -88,7 +88,7 @@ class DeployConfig:
         for name, allowed in choices.items():
             value = getattr(self, name)
             if value not in allowed:
-                raise ValueError(f"{PREFIX}{_camel(name)} must be one of {allowed}, not {value!r}")
+                raise ValueError(f"{context_key(name)} must be one of {allowed}, not {value!r}")
         if self.database == "external" and not self.mongo_uri_secret_name:
             raise ValueError(f"{PREFIX}database=external needs {PREFIX}mongoUriSecretName")
         if not 0 < self.min_tasks <= self.desired_count <= self.max_tasks:
@@ -97,6 +97,7 @@ class DeployConfig:
             raise ValueError("Fargate allows a stop timeout of at most 120 s")
 
 
-def _camel(snake: str) -> str:
-    head, *rest = snake.split("_")
-    return head + "".join(part.capitalize() for part in rest)
+def context_key(field_name: str) -> str:
+    """``max_tasks`` -> ``ocpp:maxTasks``."""
+    head, *rest = field_name.split("_")
+    return PREFIX + head + "".join(part.capitalize() for part in rest)

@@ -13,7 +13,7 @@ from aws_cdk import App
 
 from infra.common import REPO_ROOT
 from infra.compose import cdk_json_context
-from infra.config import DeployConfig
+from infra.config import DeployConfig, context_key
 
 STACKS = {"OcppNetwork", "OcppData", "OcppAnalytics", "OcppIot", "OcppService", "OcppObservability"}
 
@@ -38,6 +38,12 @@ def test_cdk_json_runs_app_py() -> None:
     cdk_json = json.loads((REPO_ROOT / "cdk.json").read_text())
     assert cdk_json["app"].endswith("python app.py")
     assert DeployConfig.from_context(App(context=cdk_json_context()).node) == DeployConfig()
+
+
+def test_deploy_doc_lists_every_context_value() -> None:
+    doc = (REPO_ROOT / "docs" / "deploy.md").read_text()
+    missing = [key for key in map(context_key, DeployConfig.defaults()) if f"`{key}`" not in doc]
+    assert missing == []
 
 
 def config(**context: object) -> DeployConfig:
