@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import shutil
 import socket
 import subprocess
@@ -20,6 +21,7 @@ def config_text(port: int, data_dir: Path | None = None) -> str:
     """Loopback only, anonymous, generous queues: a development broker, never an exposed one."""
     lines = [
         f"listener {port} 127.0.0.1",
+        f"user {getpass.getuser()}",  # stay the caller (not 'mosquitto') so it can write our data dir
         "allow_anonymous true",
         "max_queued_messages 100000",
         "max_inflight_messages 1000",

@@ -104,7 +104,7 @@ class LocalShadowService:
                                          **_token(request)})
         self._reply(f"{base}/documents", {"previous": previous, "current": current, "timestamp": now})
         diff = delta(current_state.get("desired", {}), current_state.get("reported", {}))
-        if diff:
+        if diff and "desired" in state:  # as in IoT Core: deltas follow changes of the desired state only
             self._reply(f"{base}/delta", {"state": diff, "version": current["version"], "timestamp": now})
 
 

@@ -48,6 +48,7 @@ class Adapter:
         self.server: Server | None = None
         self.ctx: AdapterContext | None = None
         self._background: set[asyncio.Task[Any]] = set()
+        self._loops: list[asyncio.Task[None]] = []
         self._closing = asyncio.Event()
 
     # ---- assembly --------------------------------------------------------------------------------------------
@@ -90,9 +91,10 @@ class Adapter:
             open_timeout=s.handshake_timeout, close_timeout=5, reuse_port=self.reuse_port,
             server_header="ocpp-gateway",
         )
-        self.spawn(self._idle_sweeper())
+        self._loops.append(asyncio.create_task(self._idle_sweeper()))
         if s.emf_metrics:
-            self.spawn(run_emf_flusher(METRICS, 60.0, lambda line: print(line, file=sys.stdout, flush=True)))
+            self._loops.append(asyncio.create_task(
+                run_emf_flusher(METRICS, 60.0, lambda line: print(line, file=sys.stdout, flush=True))))
         ctx.ready = True
         log.info("adapter listening", extra={"port": self.port, "mqtt": endpoint.url, "mode": s.mqtt_mode,
                                              "adapter_id": s.adapter_id})
@@ -108,6 +110,13 @@ class Adapter:
         task = asyncio.create_task(coro)
         self._background.add(task)
         task.add_done_callback(self._reap)
+
+    async def drain(self, timeout: float = 10.0) -> None:
+        """Wait for the bookkeeping already started (store writes, takeovers) to finish."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self._background and (left := deadline - loop.time()) > 0:
+            await asyncio.wait(list(self._background), timeout=left)
 
     def _reap(self, task: asyncio.Task[Any]) -> None:
         self._background.discard(task)
@@ -196,8 +205,9 @@ class Adapter:
             await asyncio.gather(*(s.finished.wait() for s in sessions))
         if self.server is not None:
             await self.server.wait_closed()
-        for task in list(self._background):
+        for task in self._loops:
             task.cancel()
+        await self.drain()
         if ctx is not None:
             await asyncio.sleep(0.2)  # let the last lifecycle/shadow publishes reach the broker
             await ctx.bus.stop()

@@ -7,6 +7,7 @@ call worker, back-end requests queue for the request worker.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 import uuid
@@ -207,11 +208,11 @@ class ChargerSession:
             await self._send(self.conn.error_frame(exc))
             return
         METRICS.observe(names.MESSAGE_LATENCY_MS, (time.perf_counter() - q.started) * 1000.0)
+        self._after(drafts)
         if not call.unconfirmed:
             await self._send(self.conn.result(call, response))
             METRICS.inc(names.MESSAGES_OUT, Action=call.action)
             self._audit_frame("out", 3, call.message_id, call.action, response)
-        self._after(call.action, drafts)
 
     async def _publish(self, drafts: list[EventDraft], origin: Origin, warnings: list[str]) -> bool:
         """Billing events are handed off durably before the charger is answered; the rest fire and forget."""
@@ -233,8 +234,8 @@ class ChargerSession:
                       extra={**self._log_extra, "error": repr(failure)})
         return not failures
 
-    def _after(self, action: str, drafts: list[EventDraft]) -> None:
-        """Registry, transaction and shadow bookkeeping, off the charger's critical path."""
+    def _after(self, drafts: list[EventDraft]) -> None:
+        """Registry, transaction and shadow bookkeeping, started before the answer but never awaited by it."""
         store = self.ctx.store
         for draft in drafts:
             data = draft.data
@@ -251,7 +252,16 @@ class ChargerSession:
                                                          "original_status": data["original_status"],
                                                          "error_code": data["error_code"]}}})
             elif draft.type in ("transaction_started", "transaction_ended"):
-                self.ctx.spawn(store.upsert_transaction(_transaction_record(self.charger_id, draft)))
+                self.ctx.spawn(self._record_transaction(draft))
+
+    async def _record_transaction(self, draft: EventDraft) -> None:
+        """An ended transaction keeps what its start recorded (meter start, start time)."""
+        record = _transaction_record(self.charger_id, draft)
+        known = await self.ctx.store.get_transaction(record.transaction_id) if record.state == "ended" else None
+        if known is not None:
+            record = dataclasses.replace(known, **{k: v for k, v in dataclasses.asdict(record).items()
+                                                   if v is not None})
+        await self.ctx.store.upsert_transaction(record)
 
     # ---- back-end requests -----------------------------------------------------------------------------------
     def _on_request_message(self, topic: str, body: bytes) -> None:

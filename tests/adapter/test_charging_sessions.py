@@ -90,3 +90,19 @@ async def test_v201_and_v21_sessions(adapter: Any, probe: MqttProbe, connect: An
         assert (started["transaction_id"], started["evse_id"], started["meter_start_wh"]) == ("TX-1", 1, 1000)
         ended = next(e for e in events if e["type"] == "transaction_ended")["data"]
         assert (ended["meter_stop_wh"], ended["energy_wh"], ended["stop_reason"]) == (4000, 3000, "EVDisconnected")
+
+
+async def test_transactions_are_recorded_in_the_store(adapter: Any, connect: Any) -> None:
+    cp = await connect("cpStore")
+    await cp.call("BootNotification", boot_16())
+    start = await cp.call("StartTransaction", {"connectorId": 2, "idTag": "TAG1", "meterStart": 100,
+                                               "timestamp": T0})
+    tx_id = start[2]["transactionId"]
+    await cp.call("StopTransaction", {"transactionId": tx_id, "meterStop": 600, "timestamp": T2})
+    key = f"cpStore/{tx_id}"
+    await adapter.drain()
+    record = await adapter.ctx.store.get_transaction(key)
+    assert record is not None and record.state == "ended"
+    assert (record.meter_start_wh, record.meter_stop_wh, record.energy_wh) == (100, 600, 500)
+    assert (record.evse_id, record.id_token, record.stop_reason) == (2, "TAG1", "Local")
+    assert record.started_at is not None and record.stopped_at is not None

@@ -60,6 +60,7 @@ async def test_broker_restart_mid_transaction_loses_no_event(adapter_factory: An
     meter_event = check_event(await probe.next_on("ocpp/cpD/meter_values", timeout=30))
     assert ended["type"] == "transaction_ended" and ended["data"]["meter_stop_wh"] == 900
     assert meter_event["data"]["samples"][0]["value"] == 500
+    await adapter.ctx.bus.control.wait_connected(15)
     await adapter.ctx.bus.replay_outbox()
     assert await adapter.ctx.store.outbox_pending(10) == [], "replayed items leave the outbox"
 
