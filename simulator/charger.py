@@ -84,6 +84,7 @@ class Charger:
         self.start_profiles: dict[int, profiles.Profile] = {}  # from remote starts, bound when tx starts
         self.actions: deque[Action] = deque()
         self.ws: ClientConnection | None = None
+        self.link: OcppLink | None = None
         self.heartbeat_interval = self.config.number("HeartbeatInterval")
         self.heartbeat_at = math.inf
         self.boot_reason = "PowerUp"
@@ -150,8 +151,8 @@ class Charger:
         if self.ever_connected:
             self.stats.reconnects += 1
         self.ever_connected = True
-        link = OcppLink(ws, self._handle, self.stats, self.behaviour.call_timeout_s,
-                        self.dialect.format_violation)
+        link = self.link = OcppLink(ws, self._handle, self.stats, self.behaviour.call_timeout_s,
+                                    self.dialect.format_violation)
         try:
             await self._boot(link)
             await self._online(link)
@@ -160,7 +161,7 @@ class Charger:
         except ConnectionClosed:
             self._count_disconnect()
         finally:
-            self.ws = None
+            self.ws = self.link = None
             self.stats.connected -= 1
         return False
 
@@ -343,8 +344,9 @@ class Charger:
         mean = self.behaviour.idle_mean_s
         return self.rng.expovariate(1.0 / mean) if mean > 0 else 0.0
 
-    def _meter_interval(self) -> float:
-        now = time.time()
+    def _meter_interval(self, at: float | None = None) -> float:
+        """Seconds between periodic meter values: the rate plan's at that wall time, else configured."""
+        now = time.time() if at is None else at
         interval: float | None = None
         for start, stage_interval in self.ctx.rate_plan:
             if now >= start:
@@ -488,10 +490,13 @@ class Charger:
 
     def rephase_meters(self) -> None:
         """A new meter interval takes effect now, at a random phase so chargers do not send in step."""
-        now = asyncio.get_running_loop().time()
+        now, wall = asyncio.get_running_loop().time(), time.time()
+        begins = max([wall, *(start for start, _ in self.ctx.rate_plan[:1])])
         for c in self.connectors:
             if c.tx is not None:
-                c.meter_at = now + self._meter_interval() * self.rng.random()
+                c.meter_at = now + (begins - wall) + self._meter_interval(begins) * self.rng.random()
+                if self.link is not None:
+                    self.link.hurry(c.meter_at)
 
     def configured(self, name: str) -> None:
         """Apply a configuration change that alters timing right away."""

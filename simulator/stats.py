@@ -81,6 +81,7 @@ class Stats:
     """What one process's chargers did; `merge` folds in another process's."""
 
     chargers: int = 0
+    started_at: float = 0.0  # wall time the first charger was started
     connected: int = 0
     max_connected: int = 0
     accepted: int = 0  # chargers whose first BootNotification was accepted
@@ -117,6 +118,8 @@ class Stats:
                      "messages_sent", "messages_received", "calls", "disconnects", "storm_disconnects",
                      "reconnects"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
+        if other.started_at and (not self.started_at or other.started_at < self.started_at):
+            self.started_at = other.started_at
         self.last_first_accept = max(self.last_first_accept, other.last_first_accept)
         self.last_storm_accept = max(self.last_storm_accept, other.last_storm_accept)
         for kind, n in other.errors.items():

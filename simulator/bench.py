@@ -1,0 +1,251 @@
+"""`python -m simulator bench`: the standard scenarios against a freshly started adapter, and the ceiling.
+
+It starts Mosquitto (free port, anonymous on loopback, persistence off, limits raised) and
+`python -m adapter serve --workers W`, runs boot-storm, a long steady hold, commands, throughput and a
+reconnect storm that restarts the adapter, then the same throughput ramp against the no-parsing relay
+(`baseline_relay.py`), and writes docs/benchmarks.md. CPU time of adapter, broker and simulator is
+recorded per scenario, because on a small machine the three compete for the same cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import platform
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import uvloop
+
+from simulator import procs
+from simulator.report import render
+from simulator.scenarios import RunOptions, run
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+PARTS = ("boot-storm", "hold", "commands", "throughput", "reconnect-storm", "baseline")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", type=Path, help="also write every scenario's full result here")
+    p.add_argument("--output", type=Path, default=DOC, help="the Markdown report (default docs/benchmarks.md)")
+    p.add_argument("--chargers", type=int, default=20_000, help="chargers in the steady hold")
+    p.add_argument("--duration", type=float, default=150.0,
+                   help="seconds of the steady hold, the connect ramp included")
+    p.add_argument("--connect-rate", type=float, default=500.0, help="hold: chargers connected per second")
+    p.add_argument("--boot-storm", type=int, default=10_000, help="chargers booting at once")
+    p.add_argument("--storm-chargers", type=int, default=5_000, help="chargers in the reconnect storm")
+    p.add_argument("--command-chargers", type=int, default=1_000)
+    p.add_argument("--command-rate", type=float, default=100.0)
+    p.add_argument("--throughput-chargers", type=int, default=2_000)
+    p.add_argument("--start-rate", type=float, default=1_000.0, help="throughput: first stage msg/s")
+    p.add_argument("--rate-step", type=float, default=1.6)
+    p.add_argument("--stages", type=int, default=6)
+    p.add_argument("--stage-seconds", type=float, default=8.0)
+    p.add_argument("--workers", type=int, default=0,
+                   help="adapter (and relay) worker processes (default: 1 per 6,000 held chargers, at least 2)")
+    p.add_argument("--processes", type=int, default=0, help="simulator processes (default: 1 per 10,000)")
+    p.add_argument("--only", default=",".join(PARTS), help=f"comma-separated subset of {', '.join(PARTS)}")
+
+
+class Bench:
+    """One bench run: the broker, the service under test, and the results gathered so far."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.workers = args.workers or max(2, math.ceil(args.chargers / 6_000))
+        self.broker = procs.start_broker()
+        self.service: procs.Service | None = None
+        self.results: dict[str, dict[str, Any]] = {}
+        self.cpu: dict[str, dict[str, float]] = {}
+
+    def options(self, **fields: Any) -> RunOptions:
+        assert self.service is not None and self.service.process is not None
+        return RunOptions(url=self.service.url, mqtt_url=self.broker.url, adapter_pid=self.service.process.pid,
+                          processes=self.args.processes, progress_every_s=10.0, **fields)
+
+    async def serve(self, service: procs.Service) -> None:
+        if self.service is not None:
+            await asyncio.to_thread(self.service.stop)
+        self.service = service
+        await asyncio.to_thread(service.start)
+
+    async def restart(self) -> None:
+        assert self.service is not None
+        await asyncio.to_thread(self.service.restart)
+
+    async def scenario(self, name: str, opts: RunOptions, restart: Callable[[], Awaitable[None]] | None = None,
+                       ) -> dict[str, Any]:
+        """Run one scenario, with the CPU each party used while it ran."""
+        assert self.service is not None and self.service.process is not None
+        parties = {"adapter": self.service.process.pid, "broker": self.broker.process.pid,
+                   "simulator": os.getpid()}
+        before = {k: procs.cpu_seconds(pid) for k, pid in parties.items()}
+        began = time.monotonic()
+        result = await run(opts, restart=restart)
+        wall = time.monotonic() - began
+        assert self.service.process is not None
+        parties["adapter"] = self.service.process.pid  # a restart changes it; its old CPU time is lost
+        self.cpu[name] = {k: round((procs.cpu_seconds(pid) - before[k]) / wall, 2) for k, pid in parties.items()}
+        print(render(result), flush=True)
+        self.results[name] = result
+        return result
+
+    def close(self) -> None:
+        if self.service is not None:
+            self.service.stop()
+        procs.stop(self.broker.process)
+
+
+async def _run_parts(bench: Bench) -> None:
+    args = bench.args
+    parts = set(args.only.split(","))
+    throughput = {"scenario": "throughput", "chargers": args.throughput_chargers, "connectors": {"1": 1.0},
+                  "start_rate": args.start_rate, "rate_step": args.rate_step, "stages": args.stages,
+                  "duration": args.throughput_chargers / 1000 + 5 + args.stages * args.stage_seconds}
+    await bench.serve(procs.adapter_service(bench.broker.url, bench.workers))
+    if "boot-storm" in parts:
+        await bench.scenario("boot-storm", bench.options(scenario="boot-storm", chargers=args.boot_storm,
+                                                         duration=120.0))
+        await bench.restart()
+    if "hold" in parts:
+        await bench.scenario("hold", bench.options(scenario="soak", chargers=args.chargers,
+                                                   duration=args.duration, connect_rate=args.connect_rate))
+        await bench.restart()
+    if "commands" in parts:
+        await bench.scenario("commands", bench.options(scenario="commands", chargers=args.command_chargers,
+                                                       command_rate=args.command_rate, duration=45.0))
+    if "throughput" in parts:
+        await bench.scenario("throughput", bench.options(**throughput))
+    if "reconnect-storm" in parts:
+        await bench.scenario("reconnect-storm", bench.options(scenario="reconnect-storm",
+                                                              chargers=args.storm_chargers, duration=120.0),
+                             restart=bench.restart)
+    if "baseline" in parts:
+        await bench.serve(procs.relay_service(bench.broker.url, bench.workers))
+        opts = bench.options(**throughput)
+        await bench.scenario("baseline", replace(opts, raw_frames=True, probe_topic="relay/#"))
+
+
+def main(args: argparse.Namespace) -> int:
+    bench = Bench(args)
+    try:
+        uvloop.run(_run_parts(bench))
+    finally:
+        bench.close()
+    if args.json is not None:
+        args.json.write_text(json.dumps({"results": bench.results, "cpu_cores_used": bench.cpu}, indent=2) + "\n")
+    args.output.write_text(markdown(bench))
+    print(f"wrote {args.output}")
+    return 0
+
+
+# -- the report -------------------------------------------------------------------------------------------
+
+
+def _num(value: float | None, digits: int = 1) -> str:
+    return "n/a" if value is None else f"{value:,.{digits}f}"
+
+
+def _latency(latency: dict[str, Any] | None) -> str:
+    if not latency or not latency.get("count"):
+        return "n/a"
+    return f"p50 {latency['p50']:.1f} / p99 {latency['p99']:.1f} ms"
+
+
+def _headlines(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, str]]:
+    rows = []
+    if hold := results.get("hold"):
+        memory = hold.get("adapter_memory") or {}
+        rows.append(("Concurrent chargers held by one adapter", "20,000 for 10 min, 0 unexpected disconnects",
+                     f"{hold['max_connected']:,} of {hold['chargers']:,} connected, held {hold['duration_s']:.0f} s"
+                     f" (ramp included), {hold['disconnects']} unexpected disconnects"))
+        rows.append(("Memory per connected charger", "≤ 48 KB",
+                     f"{_num(memory.get('per_charger_kb'))} KiB (adapter RSS delta, all workers, "
+                     f"{memory.get('idle_kb', 0) // 1024:,} → {memory.get('loaded_kb', 0) // 1024:,} MiB)"))
+    if tp := results.get("throughput"):
+        t = tp["throughput"]
+        rows.append(("End-to-end throughput (charger → MQTT subscriber)", "≥ 10,000 msg/s, p99 < 50 ms",
+                     f"{t['sustained_msgs_per_s']:,.0f} msg/s sustained, {_latency(tp['latency_ms'])};"
+                     f" peak {t['peak_msgs_per_s']:,.0f} msg/s"))
+    if cmd := results.get("commands"):
+        c = cmd["commands"]
+        rows.append(("Back-end command round trip (MQTT → charger → MQTT)", "p99 < 20 ms added",
+                     f"{_latency(c['latency_ms'])} ({c['responses']:,} commands, {c['outcomes']})"))
+    if boot := results.get("boot-storm"):
+        b = boot["boot_storm"]
+        outcome = (f"all {b['accepted']:,} accepted in {b['time_to_all_accepted_s']:.1f} s" if b["all_accepted"]
+                   else f"{b['accepted']:,} of {boot['chargers']:,} accepted")
+        rows.append(("Boot storm", "10,000 chargers all accepted within 30 s", outcome))
+    if (storm := results.get("reconnect-storm")) and "error" not in storm["reconnect_storm"]:
+        s = storm["reconnect_storm"]
+        outcome = (f"all {s['reconnected']:,} back in {s['time_to_all_reconnected_s']:.1f} s"
+                   if s["all_reconnected"] else f"{s['reconnected']:,} of {storm['chargers']:,} back")
+        rows.append(("Reconnect storm (adapter restarted under load)", "n/a",
+                     f"{outcome} (restart took {s['restart_s']:.1f} s)"))
+    if tp and (base := results.get("baseline")):
+        ceiling = base["throughput"]["sustained_msgs_per_s"]
+        ratio = tp["throughput"]["sustained_msgs_per_s"] / ceiling if ceiling else None
+        rows.append(("Throughput vs. a no-parsing relay", "≥ 0.5",
+                     f"{_num(ratio, 2)} ({tp['throughput']['sustained_msgs_per_s']:,.0f} vs "
+                     f"{ceiling:,.0f} msg/s sustained)"))
+    return rows
+
+
+def _stage_table(result: dict[str, Any]) -> list[str]:
+    lines = ["| offered msg/s | delivered msg/s | p50 ms | p95 ms | p99 ms | sustained |",
+             "|---:|---:|---:|---:|---:|:-:|"]
+    for stage in result["throughput"]["stages"]:
+        latency = stage["latency_ms"]
+        lines.append(f"| {stage['offered_msgs_per_s']:,} | {stage['delivered_msgs_per_s']:,.0f} | "
+                     f"{_num(latency['p50'], 2)} | {_num(latency['p95'], 2)} | {_num(latency['p99'], 2)} | "
+                     f"{'yes' if stage['sustained'] else 'no'} |")
+    return lines
+
+
+def markdown(bench: Bench) -> str:
+    results, args = bench.results, bench.args
+    cores = os.cpu_count()
+    memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Written by `python -m simulator bench` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC. Machine: {cores} cores,"
+        f" {memory_gib:.0f} GiB, {platform.system()} {platform.release()}, Python {platform.python_version()}."
+        f" The adapter ran with {bench.workers} worker processes; Mosquitto, the adapter and the simulator"
+        " (and whatever else runs on the machine) share the same cores, so every figure is a floor for what"
+        " the adapter does on a machine of its own.",
+        "",
+        "## Headline figures",
+        "",
+        "| measure | target | measured |",
+        "|---|---|---|",
+        *(f"| {name} | {target} | {measured} |" for name, target, measured in _headlines(results)),
+        "",
+        "## CPU used per scenario (cores, averaged over the scenario)",
+        "",
+        "| scenario | adapter | broker | simulator |",
+        "|---|---:|---:|---:|",
+        *(f"| {name} | {c['adapter']:.2f} | {c['broker']:.2f} | {c['simulator']:.2f} |"
+          for name, c in bench.cpu.items()),
+        "",
+    ]
+    for name in ("throughput", "baseline"):
+        if name in results:
+            title = "adapter" if name == "throughput" else "no-parsing relay (the ceiling)"
+            lines += [f"## End-to-end throughput ramp: {title}", "",
+                      f"{results[name]['chargers']:,} chargers, stages of {results[name]['throughput']['stage_s']} s;"
+                      " latency is from the charger sending a MeterValues/TransactionEvent to an MQTT subscriber"
+                      " receiving the event (send time carried in the message).", "",
+                      *_stage_table(results[name]), ""]
+    lines += ["## Every scenario", "", "```", *(render(r) for r in results.values()), "```", "",
+              "Rerun with `python -m simulator bench` (see `--help` for sizes; defaults: "
+              f"hold {args.chargers:,} chargers for {args.duration:.0f} s, boot storm {args.boot_storm:,},"
+              f" throughput with {args.throughput_chargers:,} chargers).", ""]
+    return "\n".join(lines)
