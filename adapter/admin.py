@@ -170,11 +170,14 @@ def charger_show(args: argparse.Namespace, store: Store) -> Output:
     return Output({**view, "connections": [asdict(c) for c in connections]}, "\n".join(lines))
 
 
+def _removed(kind: str, key: str, remove: Callable[[str], bool]) -> Output:
+    if not remove(key):
+        raise _impossible(f"unknown {kind} {key!r}")
+    return Output({"removed": key}, f"removed {kind} {key}")
+
+
 def charger_remove(args: argparse.Namespace, store: Store) -> Output:
-    charger_id = _checked(validate_charger_id, args.charger_id)
-    if not store.remove_charger(charger_id):
-        raise _impossible(f"unknown charger {charger_id!r}")
-    return Output({"removed": charger_id}, f"removed charger {charger_id}")
+    return _removed("charger", _checked(validate_charger_id, args.charger_id), store.remove_charger)
 
 
 def charger_set_password(args: argparse.Namespace, store: Store) -> Output:
@@ -210,10 +213,7 @@ def token_list(args: argparse.Namespace, store: Store) -> Output:
 
 
 def token_remove(args: argparse.Namespace, store: Store) -> Output:
-    token = _checked(validate_id_token, args.token)
-    if not store.remove_id_token(token):
-        raise _impossible(f"unknown id token {token!r}")
-    return Output({"removed": token}, f"removed id token {token}")
+    return _removed("id token", _checked(validate_id_token, args.token), store.remove_id_token)
 
 
 # -- wiring -----------------------------------------------------------------------------------------
