@@ -44,6 +44,8 @@ class Settings:
     mqtt_key_file: str | None
     local_shadow: str
     store_url: str
+    store_username: str | None
+    store_password: str | None
     audit_log: bool
     log_level: str
     strict: bool
@@ -91,6 +93,9 @@ _OPTIONS: dict[str, dict[str, Any]] = {
     "local_shadow": _meta("auto", "run the local device-shadow stand-in (auto: on for plain mqtt:// brokers)",
                           choices=("auto", "on", "off")),
     "store_url": _meta("sqlite:///var/ocpp-gateway.db", "state store: mongodb://... or sqlite:///path"),
+    "store_username": _meta(None, "MongoDB user, if not in the URL (DocumentDB secrets are injected this way)",
+                            _optional_str),
+    "store_password": _meta(None, "MongoDB password, if not in the URL; never logged", _optional_str),
     "audit_log": _meta(True, "keep an audit log of every frame in the store", _bool),
     "log_level": _meta("info", "log level", choices=("debug", "info", "warning", "error")),
     "strict": _meta(False, "reject every schema violation (certification) instead of normalizing", _bool),

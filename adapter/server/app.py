@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Coroutine
 from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 
@@ -54,7 +55,8 @@ class Adapter:
     # ---- assembly --------------------------------------------------------------------------------------------
     async def start(self) -> None:
         s = self.settings
-        store = AsyncStore(open_store(s.store_url), audit_enabled=s.audit_log)
+        store = AsyncStore(open_store(with_credentials(s.store_url, s.store_username, s.store_password)),
+                           audit_enabled=s.audit_log)
         await store.start()
         endpoint = parse_endpoint(s.mqtt_url, ca_file=s.mqtt_ca_file, cert_file=s.mqtt_cert_file,
                                   key_file=s.mqtt_key_file)
@@ -81,6 +83,8 @@ class Adapter:
         authenticator = Authenticator(store, registration=s.registration, front_tls_profile=s.front_tls_profile,
                                       max_pending=s.max_pending_handshakes)
         handshake = Handshake(ctx, authenticator)
+        # Client certificates are requested (not required) so profile 2 chargers can still connect; the
+        # authenticator refuses profile 3 chargers that presented none.
         ssl_context = (server_ssl_context(s.tls_cert, s.tls_key, s.tls_ca, require_client_cert=False)
                        if s.tls_cert and s.tls_key else None)
         self.server = await serve(
@@ -212,6 +216,15 @@ class Adapter:
             await asyncio.sleep(0.2)  # let the last lifecycle/shadow publishes reach the broker
             await ctx.bus.stop()
             await ctx.store.close()
+
+
+def with_credentials(url: str, username: str | None, password: str | None) -> str:
+    """Credentials given separately (as ECS injects secrets) go into a mongodb URL that has none."""
+    parts = urlsplit(url)
+    if not username or not parts.scheme.startswith("mongodb") or "@" in parts.netloc:
+        return url
+    auth = quote(username, safe="") + (":" + quote(password, safe="") if password else "")
+    return urlunsplit(parts._replace(netloc=f"{auth}@{parts.netloc}"))
 
 
 async def run(settings: Settings, *, primary: bool = True, reuse_port: bool = False) -> None:

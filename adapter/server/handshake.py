@@ -19,7 +19,6 @@ from adapter.observability import names
 from adapter.observability.metrics import METRICS
 from adapter.ocpp.versions import Version, negotiate, parse_offered
 from adapter.security.auth import Authenticator, HandshakeContext
-from adapter.security.identity import validate_charger_id
 from adapter.server.context import AdapterContext
 
 log = logging.getLogger(__name__)
@@ -59,16 +58,14 @@ class Handshake:
         raw_id = charger_id_from_path(request.path, self.ctx.settings.path_prefix)
         if raw_id is None:
             return self._refuse(connection, HTTPStatus.NOT_FOUND, "expected /{prefix}/{charge_point_id}", None)
-        try:
-            charger_id = validate_charger_id(raw_id)
-        except ValueError as exc:
-            return self._refuse(connection, HTTPStatus.BAD_REQUEST, str(exc), None)
         decision = await self.authenticator.authenticate(HandshakeContext(
-            charger_id=charger_id, authorization=request.headers.get("Authorization"),
+            charger_id=raw_id, authorization=request.headers.get("Authorization"),
             tls=connection.transport.get_extra_info("ssl_object") is not None,
             peer_cert=_peer_cert(connection)))
-        if not decision.ok:
-            return self._refuse(connection, HTTPStatus(decision.status), decision.reason, charger_id)
+        if not decision.ok or decision.record is None:
+            return self._refuse(connection, HTTPStatus(decision.status), decision.reason,
+                                decision.record.charger_id if decision.record else None, decision.headers)
+        charger_id = decision.record.charger_id
         offered = parse_offered(request.headers.get_all(PROTOCOL_HEADER))
         if PROTOCOL_HEADER in request.headers:
             del request.headers[PROTOCOL_HEADER]
@@ -86,14 +83,15 @@ class Handshake:
             return None
         return Subprotocol(admitted.version.subprotocol)
 
-    def _refuse(self, connection: ServerConnection, status: HTTPStatus, reason: str,
-                charger_id: str | None) -> Response:
+    def _refuse(self, connection: ServerConnection, status: HTTPStatus, reason: str, charger_id: str | None,
+                headers: tuple[tuple[str, str], ...] = ()) -> Response:
+        """The reason never carries a secret: it is logged once and sent as the body."""
         METRICS.inc(names.ERRORS, Kind=f"handshake_{status.value}")
         log.warning("handshake refused", extra={"status": status.value, "reason": reason, "charger_id": charger_id,
                                                 "remote": _remote(connection)})
         response = connection.respond(status, f"{reason}\n")
-        if status is HTTPStatus.UNAUTHORIZED:
-            response.headers["WWW-Authenticate"] = 'Basic realm="ocpp", charset="UTF-8"'
+        for name, value in headers:
+            response.headers[name] = value
         return response
 
     def _http(self, connection: ServerConnection, path: str) -> Response:

@@ -25,3 +25,4 @@ def test_readme_documents_every_setting() -> None:
     readme = (ROOT / "README.md").read_text()
     for flag, env, _default, _help in config.describe():
         assert f"`{flag}`" in readme and f"`{env}`" in readme, flag
+
