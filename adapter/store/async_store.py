@@ -116,7 +116,7 @@ class AsyncStore:
                 await self.flush()
             except Exception:
                 if not self._failing:
-                    log.warning("audit: store write failed; retrying every %.1fs", self._interval,
+                    log.warning("audit: store write failed; retrying every %gs", self._interval,
                                 exc_info=True)
                 self._failing = True
             else:

@@ -169,8 +169,8 @@ async def test_background_flusher_survives_store_outage(store, caplog):
     await astore.start()
     astore.audit(entry(1))
     assert await next_write(spy) == 1
+    await astore.close()  # waits for the flusher, which logs the recovery after its write returned
     assert "retrying" in caplog.text and "recovered" in caplog.text
-    await astore.close()
 
 
 async def test_unencodable_entries_are_dropped_not_retried_forever(store):
