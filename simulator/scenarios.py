@@ -209,8 +209,9 @@ async def _commands(run: Run) -> dict[str, Any]:
     await backend.start(run.opts.mqtt_url)
     try:
         await run.all_accepted()
-        await backend.drive(run.specs, run.opts.command_rate, max(1.0, run.remaining() - SETTLE_S))
-        await backend.settle(SETTLE_S)
+        settle = min(SETTLE_S, run.remaining() / 4)
+        await backend.drive(run.specs, run.opts.command_rate, max(1.0, run.remaining() - settle))
+        await backend.settle(settle)
     finally:
         await backend.close()
     summary = backend.summary()
