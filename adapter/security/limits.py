@@ -1,12 +1,10 @@
-"""Per-connection abuse limits the session applies to every incoming frame."""
+"""Per-connection abuse limits the session applies to every incoming frame (over the limit, the session
+closes with 1008 policy violation, "message rate exceeded")."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-
-POLICY_VIOLATION = 1008  # WebSocket close code for a charger that exceeds its message rate
-RATE_EXCEEDED_REASON = "message rate exceeded"
 
 
 class TokenBucket:
