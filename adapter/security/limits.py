@@ -19,11 +19,12 @@ class TokenBucket:
         self._tokens = burst
         self._last = clock()
 
-    def allow(self, cost: float = 1.0) -> bool:
+    def allow(self) -> bool:
+        """Take one token if there is one."""
         now = self._clock()
         self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
         self._last = now
-        if self._tokens < cost:
+        if self._tokens < 1:
             return False
-        self._tokens -= cost
+        self._tokens -= 1
         return True
