@@ -12,10 +12,12 @@ import enum
 import logging
 import zlib
 from collections.abc import Callable, Coroutine
+from concurrent.futures import Future
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import orjson
+from awscrt import mqtt5
 
 from adapter.bus.client import MessageHandler, MqttClient, MqttUnavailable
 from adapter.bus.endpoint import MqttEndpoint
@@ -49,7 +51,7 @@ class Link:
         self.client = client
         self._owned = owned
         self._filters: list[str] = []
-        self._in_flight: set[asyncio.Future[None]] = set()
+        self._in_flight: set[Future[mqtt5.PublishCompletionData]] = set()
 
     async def subscribe(self, topic_filter: str, handler: MessageHandler) -> None:
         self._filters.append(topic_filter)
@@ -60,13 +62,9 @@ class Link:
 
     def publish_nowait(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
         """Fire-and-forget at QoS 1: failures are counted and logged, never raised into the session."""
-        future = self.publish(topic, payload, retain=retain)
+        future = self.client.publish_nowait(topic, payload, _log_failure, retain=retain)
         self._in_flight.add(future)
-        future.add_done_callback(self._settled)
-
-    def _settled(self, future: asyncio.Future[None]) -> None:
-        self._in_flight.discard(future)
-        _log_failure(future)
+        future.add_done_callback(self._in_flight.discard)  # set.discard is atomic: safe from awscrt's thread
 
     async def publish_durably(self, topic: str, payload: bytes, item_id: str) -> None:
         """Return once the event is safe: PUBACKed, or else written to the durable outbox."""
@@ -84,7 +82,7 @@ class Link:
     async def close(self, drain_timeout: float = 5.0) -> None:
         """Let the last publishes (lifecycle, shadow, responses) reach the broker before an owned client stops."""
         if self._owned and self._in_flight:
-            await asyncio.wait(list(self._in_flight), timeout=drain_timeout)
+            await asyncio.wait([asyncio.wrap_future(f) for f in list(self._in_flight)], timeout=drain_timeout)
         for topic_filter in self._filters:
             if self._owned:
                 continue
@@ -96,10 +94,9 @@ class Link:
             await self.client.stop()
 
 
-def _log_failure(future: asyncio.Future[None]) -> None:
-    if not future.cancelled() and future.exception() is not None:
-        METRICS.inc(names.ERRORS, Kind="mqtt_publish")
-        log.warning("mqtt publish failed", extra={"error": str(future.exception())})
+def _log_failure(error: Exception) -> None:
+    METRICS.inc(names.ERRORS, Kind="mqtt_publish")
+    log.warning("mqtt publish failed", extra={"error": str(error)})
 
 
 class Bus:

@@ -68,7 +68,11 @@ class LocalShadowService:
             self._reply(f"{base}/rejected", {"code": 400, "message": str(exc)})
 
     def _reply(self, topic: str, body: Doc) -> None:
-        self._client.publish(topic, orjson.dumps(body), qos=1).add_done_callback(lambda _f: None)
+        self._client.publish_nowait(topic, orjson.dumps(body), self._publish_failed)
+
+    @staticmethod
+    def _publish_failed(error: Exception) -> None:
+        log.warning("shadow service reply not delivered", extra={"error": str(error)})
 
     def _get(self, thing: str, base: str, request: Doc) -> None:
         doc = self._docs.get(thing)
