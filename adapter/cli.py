@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command not in ("serve", "run-local"):
-        return int(args.handler(args))
+        return int(args.func(args))
     settings = config.from_namespace(args)
     logs.configure(settings.log_level)
     if args.command == "serve":

@@ -47,6 +47,7 @@ class Settings:
     store_username: str | None
     store_password: str | None
     audit_log: bool
+    audit_ttl: int
     log_level: str
     strict: bool
     adapter_id: str
@@ -75,6 +76,8 @@ class Settings:
     tls_ca: str | None
     front_tls_profile: int | None
     emf_metrics: bool
+    iot_provisioning: bool
+    aws_region: str | None
 
 
 _OPTIONS: dict[str, dict[str, Any]] = {
@@ -97,6 +100,7 @@ _OPTIONS: dict[str, dict[str, Any]] = {
                             _optional_str),
     "store_password": _meta(None, "MongoDB password, if not in the URL; never logged", _optional_str),
     "audit_log": _meta(True, "keep an audit log of every frame in the store", _bool),
+    "audit_ttl": _meta(7 * 86400, "seconds the audit log keeps a frame", int),
     "log_level": _meta("info", "log level", choices=("debug", "info", "warning", "error")),
     "strict": _meta(False, "reject every schema violation (certification) instead of normalizing", _bool),
     "adapter_id": _meta(f"{socket.gethostname()}-{os.getpid()}", "this instance's id in events and sessions"),
@@ -133,6 +137,9 @@ _OPTIONS: dict[str, dict[str, Any]] = {
     "front_tls_profile": _meta(None, "security profile a TLS-terminating front (NLB) enforces, if any",
                                lambda s: int(s) if s else None),
     "emf_metrics": _meta(False, "write CloudWatch Embedded Metric Format lines to stdout", _bool),
+    "iot_provisioning": _meta(False, "create an IoT Core thing (type and group from vendor/model) for each "
+                              "charger on its first successful connection", _bool),
+    "aws_region": _meta(None, "AWS region for IoT provisioning (default: the SDK's own lookup)", _optional_str),
 }
 
 assert set(_OPTIONS) == {f.name for f in fields(Settings)}, "every setting needs its option"

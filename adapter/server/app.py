@@ -26,6 +26,7 @@ from adapter.observability import names
 from adapter.observability.metrics import METRICS, run_emf_flusher
 from adapter.security.auth import Authenticator
 from adapter.security.limits import TokenBucket
+from adapter.security.provisioning import ThingProvisioner
 from adapter.security.tls import server_ssl_context
 from adapter.server import requests
 from adapter.server.context import AdapterContext
@@ -55,8 +56,8 @@ class Adapter:
     # ---- assembly --------------------------------------------------------------------------------------------
     async def start(self) -> None:
         s = self.settings
-        store = AsyncStore(open_store(with_credentials(s.store_url, s.store_username, s.store_password)),
-                           audit_enabled=s.audit_log)
+        store = AsyncStore(open_store(with_credentials(s.store_url, s.store_username, s.store_password),
+                                      audit_ttl_s=s.audit_ttl), audit_enabled=s.audit_log)
         await store.start()
         endpoint = parse_endpoint(s.mqtt_url, ca_file=s.mqtt_ca_file, cert_file=s.mqtt_cert_file,
                                   key_file=s.mqtt_key_file)
@@ -80,8 +81,10 @@ class Adapter:
             await LocalShadowService(bus.control).start()
         bus.on_lifecycle = self._on_lifecycle
         bus.on_orphan_request = self._on_orphan_request
-        authenticator = Authenticator(store, registration=s.registration, front_tls_profile=s.front_tls_profile,
-                                      max_pending=s.max_pending_handshakes)
+        authenticator = Authenticator(
+            store, registration=s.registration, front_tls_profile=s.front_tls_profile,
+            max_pending=s.max_pending_handshakes,
+            provisioner=ThingProvisioner.create(s.aws_region) if s.iot_provisioning else None)
         handshake = Handshake(ctx, authenticator)
         # Client certificates are requested (not required) so profile 2 chargers can still connect; the
         # authenticator refuses profile 3 chargers that presented none.
