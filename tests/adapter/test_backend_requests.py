@@ -111,3 +111,18 @@ async def test_disconnect_answers_queued_requests(adapter: Any, probe: MqttProbe
     r1 = await probe.next_on("res/v1/cpE/DEFAULT/d1/Reset")
     r2 = await probe.next_on("res/v1/cpE/DEFAULT/d2/Reset")
     assert r1["status"] == r2["status"] == "not_connected"
+
+
+async def test_a_slow_answer_never_stops_reading(adapter_factory: Any, probe: MqttProbe, connect: Any) -> None:
+    """While the adapter waits (here on a silent delegate), the charger's answers to back-end CALLs still land."""
+    adapter = await adapter_factory(auth_policy="delegate", delegate_timeout=3.0)
+    cp = await booted(connect, "cpSlow")
+    await subscribed(probe, adapter, "cpSlow")
+    authorize = asyncio.create_task(cp.call("Authorize", {"idTag": "T"}))
+    await probe.publish("req/v1/cpSlow/DEFAULT/s1/ClearCache", {})
+    frame = await cp.incoming_calls.get()
+    await cp.answer(frame, {"status": "Accepted"})
+    response = await probe.next_on("res/v1/cpSlow/DEFAULT/s1/ClearCache")
+    assert response["status"] == "ok"
+    assert not authorize.done(), "the request completed while the Authorize answer was still pending"
+    assert (await authorize)[2]["idTagInfo"]["status"] == "Invalid"

@@ -141,3 +141,10 @@ async def test_http_endpoints(adapter: Any) -> None:
         writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
         assert (await reader.readline()).split()[1] == status
         writer.close()
+
+
+async def test_idle_session_is_closed(adapter_factory: Any) -> None:
+    adapter = await adapter_factory(idle_timeout=0.4)
+    ws = await websockets.connect(url_of(adapter, "cpIdle"), subprotocols=["ocpp1.6"])  # type: ignore[list-item]
+    await ws.wait_closed()
+    assert (ws.close_code, ws.close_reason) == (1000, "idle timeout")

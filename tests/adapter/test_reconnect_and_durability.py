@@ -64,6 +64,14 @@ async def test_broker_restart_mid_transaction_loses_no_event(adapter_factory: An
     await adapter.ctx.bus.replay_outbox()
     assert await adapter.ctx.store.outbox_pending(10) == [], "replayed items leave the outbox"
 
+    await adapter.ctx.sessions["cpD"].link.client.wait_connected(15)
+    await probe.subscribe("res/v1/#")
+    await probe.publish("req/v1/cpD/DEFAULT/after/ClearCache", {})
+    frame = await cp.incoming_calls.get()
+    await cp.answer(frame, {"status": "Accepted"})
+    assert (await probe.next_on("res/v1/cpD/DEFAULT/after/ClearCache"))["status"] == "ok", \
+        "the charger's request subscription was restored after the broker came back"
+
 
 async def test_without_outbox_billing_is_not_acknowledged_while_broker_is_down(
         adapter_factory: Any, mosquitto: Broker, connect: Any) -> None:
