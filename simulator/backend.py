@@ -48,7 +48,6 @@ class Backend:
             await self._mqtt.close()
 
     def _on_response(self, topic: str, payload: bytes) -> None:
-        """Runs on awscrt's thread."""
         received = time.perf_counter()
         parts = topic.split("/")
         entry = self._pending.pop(parts[4], None) if len(parts) == 6 else None
@@ -66,9 +65,9 @@ class Backend:
             body, status = {"status": "malformed"}, "malformed"
         self.outcomes[status] = self.outcomes.get(status, 0) + 1
         if waiter is not None:
-            self._loop.call_soon_threadsafe(waiter.set_result, body)
+            waiter.set_result(body)
         if not self._pending:
-            self._loop.call_soon_threadsafe(self._drained.set)
+            self._drained.set()
 
     def send(self, charger_id: str, action: str, payload: dict[str, Any],
              waiter: asyncio.Future[dict[str, Any]] | None = None) -> None:
@@ -76,7 +75,11 @@ class Backend:
         request_id = f"{self._token}-{next(self._ids)}"
         self._pending[request_id] = (time.perf_counter(), action, waiter)
         topic = f"req/v1/{charger_id}/{self.namespace}/{request_id}/{action}"
-        self._mqtt.publish(topic, orjson.dumps(payload))
+        self._mqtt.publish(topic, orjson.dumps(payload)).add_done_callback(self._published)
+
+    def _published(self, done: asyncio.Future[None]) -> None:
+        if done.exception() is not None:
+            self.outcomes["publish_failed"] = self.outcomes.get("publish_failed", 0) + 1
 
     async def request(self, charger_id: str, action: str, payload: dict[str, Any],
                       within: float = 30.0) -> dict[str, Any]:

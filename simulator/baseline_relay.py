@@ -17,11 +17,12 @@ import os
 import signal
 
 import uvloop
+from awscrt import mqtt5
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
-from simulator.mqtt import Mqtt
+from simulator.mqtt import endpoint
 
 CANNED = (b'{"status":"Accepted","currentTime":"2025-01-01T00:00:00.000Z","interval":300,'
           b'"idTagInfo":{"status":"Accepted"},"idTokenInfo":{"status":"Accepted"},"transactionId":1}')
@@ -39,13 +40,36 @@ def canned_result(frame: bytes) -> bytes | None:
     return b'[3,"' + frame[len(CALL_PREFIX):end] + b'",' + CANNED + b"]"
 
 
-async def _relay(ws: ServerConnection, mqtt: Mqtt) -> None:
+async def _connect(url: str) -> mqtt5.Client:
+    """An awscrt MQTT 5 client, connected."""
+    loop = asyncio.get_running_loop()
+    connected: asyncio.Future[None] = loop.create_future()
+
+    def settle() -> None:
+        if not connected.done():
+            connected.set_result(None)
+
+    def on_success(_: mqtt5.LifecycleConnectSuccessData) -> None:
+        loop.call_soon_threadsafe(settle)
+
+    host, port = endpoint(url)
+    client = mqtt5.Client(mqtt5.ClientOptions(
+        host_name=host, port=port, connect_options=mqtt5.ConnectPacket(client_id=f"relay-{os.getpid()}"),
+        on_lifecycle_event_connection_success_fn=on_success, disable_metrics=True))
+    client.start()
+    async with asyncio.timeout(10):
+        await connected
+    return client
+
+
+async def _relay(ws: ServerConnection, mqtt: mqtt5.Client) -> None:
     path = ws.request.path if ws.request else "/"
     topic = f"relay/{path.rsplit('/', 1)[-1]}"
     try:
         while True:
             frame = await ws.recv(decode=False)
-            await asyncio.wrap_future(mqtt.publish(topic, frame))
+            packet = mqtt5.PublishPacket(topic=topic, payload=frame, qos=mqtt5.QoS.AT_LEAST_ONCE)
+            await asyncio.wrap_future(mqtt.publish(packet))
             answer = canned_result(frame)
             if answer is not None:
                 await ws.send(answer, text=True)
@@ -54,14 +78,13 @@ async def _relay(ws: ServerConnection, mqtt: Mqtt) -> None:
 
 
 async def _serve(port: int, mqtt_url: str) -> None:
-    mqtt = Mqtt(mqtt_url, f"relay-{os.getpid()}")
-    await mqtt.connect()
+    mqtt = await _connect(mqtt_url)
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     async with serve(lambda ws: _relay(ws, mqtt), "127.0.0.1", port, subprotocols=SUBPROTOCOLS,
                      compression=None, max_queue=4, ping_interval=None, reuse_port=True):
         await stop.wait()
-    await mqtt.close()
+    mqtt.stop()
 
 
 def serve_worker(port: int, mqtt_url: str) -> None:

@@ -15,6 +15,8 @@ import json
 import math
 import os
 import platform
+import shlex
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -43,6 +45,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--storm-chargers", type=int, default=5_000, help="chargers in the reconnect storm")
     p.add_argument("--command-chargers", type=int, default=1_000)
     p.add_argument("--command-rate", type=float, default=100.0)
+    p.add_argument("--command-duration", type=float, default=30.0)
     p.add_argument("--throughput-chargers", type=int, default=2_000)
     p.add_argument("--start-rate", type=float, default=1_000.0, help="throughput: first stage msg/s")
     p.add_argument("--rate-step", type=float, default=1.6)
@@ -51,6 +54,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=0,
                    help="adapter (and relay) worker processes (default: 1 per 6,000 held chargers, at least 2)")
     p.add_argument("--processes", type=int, default=0, help="simulator processes (default: 1 per 10,000)")
+    p.add_argument("--adapter-args", default="--mqtt-mode shared",
+                   help="more `python -m adapter serve` options (default: %(default)s; the store is a fresh "
+                        "SQLite file unless --store-url is given)")
     p.add_argument("--only", default=",".join(PARTS), help=f"comma-separated subset of {', '.join(PARTS)}")
 
 
@@ -60,6 +66,10 @@ class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.workers = args.workers or max(2, math.ceil(args.chargers / 6_000))
+        self.adapter_args = shlex.split(args.adapter_args)
+        if "--store-url" not in self.adapter_args:
+            store = Path(tempfile.mkdtemp(prefix="sim-bench-")) / "adapter.db"
+            self.adapter_args += ["--store-url", f"sqlite:///{store}"]
         self.broker = procs.start_broker()
         self.service: procs.Service | None = None
         self.results: dict[str, dict[str, Any]] = {}
@@ -109,7 +119,7 @@ async def _run_parts(bench: Bench) -> None:
     throughput = {"scenario": "throughput", "chargers": args.throughput_chargers, "connectors": {"1": 1.0},
                   "start_rate": args.start_rate, "rate_step": args.rate_step, "stages": args.stages,
                   "duration": args.throughput_chargers / 1000 + 5 + args.stages * args.stage_seconds}
-    await bench.serve(procs.adapter_service(bench.broker.url, bench.workers))
+    await bench.serve(procs.adapter_service(bench.broker.url, bench.workers, bench.adapter_args))
     if "boot-storm" in parts:
         await bench.scenario("boot-storm", bench.options(scenario="boot-storm", chargers=args.boot_storm,
                                                          duration=120.0))
@@ -120,7 +130,8 @@ async def _run_parts(bench: Bench) -> None:
         await bench.restart()
     if "commands" in parts:
         await bench.scenario("commands", bench.options(scenario="commands", chargers=args.command_chargers,
-                                                       command_rate=args.command_rate, duration=45.0))
+                                                       command_rate=args.command_rate,
+                                                       duration=args.command_duration))
     if "throughput" in parts:
         await bench.scenario("throughput", bench.options(**throughput))
     if "reconnect-storm" in parts:
@@ -218,7 +229,8 @@ def markdown(bench: Bench) -> str:
         "",
         f"Written by `python -m simulator bench` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC. Machine: {cores} cores,"
         f" {memory_gib:.0f} GiB, {platform.system()} {platform.release()}, Python {platform.python_version()}."
-        f" The adapter ran with {bench.workers} worker processes; Mosquitto, the adapter and the simulator"
+        f" The adapter ran with {bench.workers} worker processes and `{' '.join(bench.adapter_args)}`;"
+        " Mosquitto, the adapter and the simulator"
         " (and whatever else runs on the machine) share the same cores, so every figure is a floor for what"
         " the adapter does on a machine of its own.",
         "",

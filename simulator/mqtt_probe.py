@@ -65,7 +65,6 @@ class LatencyProbe:
         self.stage_starts = starts
 
     def on_message(self, topic: str, payload: bytes) -> None:
-        """Runs on awscrt's thread: parse, time, count; nothing else."""
         received = time.time()
         self.messages += 1
         if not topic.endswith(self.topic_suffix):
