@@ -49,8 +49,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--throughput-chargers", type=int, default=2_000)
     p.add_argument("--start-rate", type=float, default=1_000.0, help="throughput: first stage msg/s")
     p.add_argument("--rate-step", type=float, default=1.6)
-    p.add_argument("--stages", type=int, default=6)
-    p.add_argument("--stage-seconds", type=float, default=8.0)
+    p.add_argument("--stages", type=int, default=10, help="throughput: at most this many stages")
+    p.add_argument("--stage-seconds", type=float, default=6.0)
     p.add_argument("--workers", type=int, default=0,
                    help="adapter (and relay) worker processes (default: 1 per 6,000 held chargers, at least 2)")
     p.add_argument("--processes", type=int, default=0, help="simulator processes (default: 1 per 10,000)")
@@ -66,19 +66,23 @@ class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.workers = args.workers or max(2, math.ceil(args.chargers / 6_000))
+        self.dir = Path(tempfile.mkdtemp(prefix="sim-bench-"))
         self.adapter_args = shlex.split(args.adapter_args)
         if "--store-url" not in self.adapter_args:
-            store = Path(tempfile.mkdtemp(prefix="sim-bench-")) / "adapter.db"
-            self.adapter_args += ["--store-url", f"sqlite:///{store}"]
+            self.adapter_args += ["--store-url", f"sqlite:///{self.dir / 'adapter.db'}"]
         self.broker = procs.start_broker()
         self.service: procs.Service | None = None
         self.results: dict[str, dict[str, Any]] = {}
         self.cpu: dict[str, dict[str, float]] = {}
 
     def options(self, **fields: Any) -> RunOptions:
+        assert self.service is not None
+        return RunOptions(url=self.service.url, mqtt_url=self.broker.url, processes=self.args.processes,
+                          progress_every_s=10.0, **fields)
+
+    def service_pid(self) -> int:
         assert self.service is not None and self.service.process is not None
-        return RunOptions(url=self.service.url, mqtt_url=self.broker.url, adapter_pid=self.service.process.pid,
-                          processes=self.args.processes, progress_every_s=10.0, **fields)
+        return self.service.process.pid
 
     async def serve(self, service: procs.Service) -> None:
         if self.service is not None:
@@ -93,16 +97,16 @@ class Bench:
     async def scenario(self, name: str, opts: RunOptions, restart: Callable[[], Awaitable[None]] | None = None,
                        ) -> dict[str, Any]:
         """Run one scenario, with the CPU each party used while it ran."""
-        assert self.service is not None and self.service.process is not None
-        parties = {"adapter": self.service.process.pid, "broker": self.broker.process.pid,
-                   "simulator": os.getpid()}
-        before = {k: procs.cpu_seconds(pid) for k, pid in parties.items()}
+        service = self.service
+        assert service is not None
+        parties: dict[str, Callable[[], float]] = {
+            "service": service.cpu_s, "broker": lambda: procs.cpu_seconds(self.broker.process.pid),
+            "simulator": lambda: procs.cpu_seconds(os.getpid())}
+        before = {k: used() for k, used in parties.items()}
         began = time.monotonic()
         result = await run(opts, restart=restart)
         wall = time.monotonic() - began
-        assert self.service.process is not None
-        parties["adapter"] = self.service.process.pid  # a restart changes it; its old CPU time is lost
-        self.cpu[name] = {k: round((procs.cpu_seconds(pid) - before[k]) / wall, 2) for k, pid in parties.items()}
+        self.cpu[name] = {k: round((used() - before[k]) / wall, 2) for k, used in parties.items()}
         print(render(result), flush=True)
         self.results[name] = result
         return result
@@ -118,15 +122,18 @@ async def _run_parts(bench: Bench) -> None:
     parts = set(args.only.split(","))
     throughput = {"scenario": "throughput", "chargers": args.throughput_chargers, "connectors": {"1": 1.0},
                   "start_rate": args.start_rate, "rate_step": args.rate_step, "stages": args.stages,
-                  "duration": args.throughput_chargers / 1000 + 5 + args.stages * args.stage_seconds}
-    await bench.serve(procs.adapter_service(bench.broker.url, bench.workers, bench.adapter_args))
+                  "stage_s": args.stage_seconds,
+                  "duration": args.throughput_chargers / 500 + 10 + args.stages * (args.stage_seconds + 2)}
+    await bench.serve(procs.adapter_service(bench.broker.url, bench.workers, bench.dir / "adapter.log",
+                                            bench.adapter_args))
     if "boot-storm" in parts:
         await bench.scenario("boot-storm", bench.options(scenario="boot-storm", chargers=args.boot_storm,
                                                          duration=120.0))
         await bench.restart()
     if "hold" in parts:
         await bench.scenario("hold", bench.options(scenario="soak", chargers=args.chargers,
-                                                   duration=args.duration, connect_rate=args.connect_rate))
+                                                   duration=args.duration, connect_rate=args.connect_rate,
+                                                   adapter_pid=bench.service_pid()))
         await bench.restart()
     if "commands" in parts:
         await bench.scenario("commands", bench.options(scenario="commands", chargers=args.command_chargers,
@@ -139,7 +146,7 @@ async def _run_parts(bench: Bench) -> None:
                                                               chargers=args.storm_chargers, duration=120.0),
                              restart=bench.restart)
     if "baseline" in parts:
-        await bench.serve(procs.relay_service(bench.broker.url, bench.workers))
+        await bench.serve(procs.relay_service(bench.broker.url, bench.workers, bench.dir / "relay.log"))
         opts = bench.options(**throughput)
         await bench.scenario("baseline", replace(opts, raw_frames=True, probe_topic="relay/#"))
 
@@ -153,7 +160,7 @@ def main(args: argparse.Namespace) -> int:
     if args.json is not None:
         args.json.write_text(json.dumps({"results": bench.results, "cpu_cores_used": bench.cpu}, indent=2) + "\n")
     args.output.write_text(markdown(bench))
-    print(f"wrote {args.output}")
+    print(f"wrote {args.output}; service logs in {bench.dir}")
     return 0
 
 
@@ -220,6 +227,36 @@ def _stage_table(result: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _limits(bench: Bench) -> list[str]:
+    """Observations the numbers support, so a reader knows which resource a figure ran into."""
+    cores = os.cpu_count() or 1
+    notes = []
+    for name, used in bench.cpu.items():
+        total = sum(used.values())
+        if total >= 0.85 * cores:
+            notes.append(f"- **{name}**: the machine was CPU-bound ({total:.2f} of {cores} cores in use on average:"
+                         f" service {used['service']:.2f}, broker {used['broker']:.2f},"
+                         f" simulator {used['simulator']:.2f}).")
+    hold = bench.results.get("hold")
+    if hold and hold["max_connected"] < hold["chargers"]:
+        notes.append(f"- **hold**: {hold['chargers'] - hold['max_connected']:,} chargers never connected; errors:"
+                     f" {hold['errors_by_kind']}. A process may hold 20,000 open files here, and one source"
+                     " address has 28,232 ephemeral ports towards one destination.")
+    commands = bench.results.get("commands")
+    p50 = commands["commands"]["latency_ms"]["p50"] if commands else None
+    if p50 is not None and 30.0 <= p50 <= 50.0:
+        notes.append("- **commands**: a round trip near 40 ms is the signature of Nagle's algorithm meeting the"
+                     " broker's delayed ACK on the service's MQTT connection: the response is published just"
+                     " after the request's PUBACK went out, and awscrt 0.36 cannot set TCP_NODELAY. The"
+                     " simulator's own MQTT client sets it, so this delay is not the instrument's.")
+    for name in ("throughput", "baseline"):
+        if (result := bench.results.get(name)) and not result["throughput"]["saturated"]:
+            notes.append(f"- **{name}**: the ramp ended before a stage failed; the figure is a lower bound.")
+    notes.append("- Every party shares the same cores: a figure for the adapter includes the cost of generating"
+                 " the load and of the broker; see the CPU table.")
+    return notes
+
+
 def markdown(bench: Bench) -> str:
     results, args = bench.results, bench.args
     cores = os.cpu_count()
@@ -242,9 +279,11 @@ def markdown(bench: Bench) -> str:
         "",
         "## CPU used per scenario (cores, averaged over the scenario)",
         "",
-        "| scenario | adapter | broker | simulator |",
+        "The service is the adapter (all its workers), or the relay in the baseline row.",
+        "",
+        "| scenario | service | broker | simulator |",
         "|---|---:|---:|---:|",
-        *(f"| {name} | {c['adapter']:.2f} | {c['broker']:.2f} | {c['simulator']:.2f} |"
+        *(f"| {name} | {c['service']:.2f} | {c['broker']:.2f} | {c['simulator']:.2f} |"
           for name, c in bench.cpu.items()),
         "",
     ]
@@ -256,7 +295,8 @@ def markdown(bench: Bench) -> str:
                       " latency is from the charger sending a MeterValues/TransactionEvent to an MQTT subscriber"
                       " receiving the event (send time carried in the message).", "",
                       *_stage_table(results[name]), ""]
-    lines += ["## Every scenario", "", "```", *(render(r) for r in results.values()), "```", "",
+    lines += ["## What limits these figures", "", *_limits(bench), "",
+              "## Every scenario", "", "```", *(render(r) for r in results.values()), "```", "",
               "Rerun with `python -m simulator bench` (see `--help` for sizes; defaults: "
               f"hold {args.chargers:,} chargers for {args.duration:.0f} s, boot storm {args.boot_storm:,},"
               f" throughput with {args.throughput_chargers:,} chargers).", ""]

@@ -68,7 +68,8 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--command-rate", type=float, default=d.command_rate, help="commands: requests per second")
     p.add_argument("--start-rate", type=float, default=d.start_rate, help="throughput: first stage msg/s")
     p.add_argument("--rate-step", type=float, default=d.rate_step, help="throughput: growth per stage")
-    p.add_argument("--stages", type=int, default=d.stages, help="throughput: number of stages")
+    p.add_argument("--stages", type=int, default=d.stages, help="throughput: at most this many stages")
+    p.add_argument("--stage-seconds", type=float, default=d.stage_s, help="throughput: seconds per stage")
     p.add_argument("--p99-limit", type=float, default=d.p99_limit_ms, help="throughput: sustained p99, ms")
     p.add_argument("--probe-topic", default=d.probe_topic, help="throughput: MQTT topic filter to time")
     p.add_argument("--raw-frames", action="store_true",
@@ -87,7 +88,7 @@ def _options(args: argparse.Namespace) -> RunOptions:
         source_addresses=args.source_addresses, connect_rate=args.connect_rate, run_id=args.run_id,
         behaviour=behaviour, mqtt_url=args.mqtt_url, adapter_pid=args.adapter_pid,
         command_rate=args.command_rate, start_rate=args.start_rate, rate_step=args.rate_step,
-        stages=args.stages, p99_limit_ms=args.p99_limit, probe_topic=args.probe_topic,
+        stages=args.stages, stage_s=args.stage_seconds, p99_limit_ms=args.p99_limit, probe_topic=args.probe_topic,
         raw_frames=args.raw_frames, progress_every_s=args.progress_every)
 
 

@@ -38,7 +38,7 @@ def _marker_in_frame(frame: Any) -> float | None:
 
 
 class LatencyProbe:
-    """Histograms of end-to-end latency, one per rate stage (by send time)."""
+    """Histograms of end-to-end latency, one per interval of send time (a throughput stage)."""
 
     def __init__(self, epoch: float, raw_frames: bool, topic_suffix: str = "/meter_values") -> None:
         self.epoch = epoch
@@ -60,9 +60,12 @@ class LatencyProbe:
         if self._mqtt is not None:
             await self._mqtt.close()
 
-    def set_stages(self, starts: list[float]) -> None:
-        self.stages = [Histogram() for _ in starts]
-        self.stage_starts = starts
+    def mark(self, start: float) -> Histogram:
+        """From this wall time on, messages sent are timed into the returned histogram."""
+        histogram = Histogram()
+        self.stages.append(histogram)
+        self.stage_starts.append(start)
+        return histogram
 
     def on_message(self, topic: str, payload: bytes) -> None:
         received = time.time()

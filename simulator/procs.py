@@ -89,35 +89,44 @@ class Service:
 
     command: list[str]
     port: int
+    log: Path  # its stderr, appended across restarts
     process: subprocess.Popen[bytes] | None = None
+    retired_cpu_s: float = 0.0  # CPU time of the instances a restart ended
 
     @property
     def url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/ocpp"
 
     def start(self, within: float = 60.0) -> None:
-        self.process = subprocess.Popen(self.command, stdout=subprocess.DEVNULL)
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(self.command, stdout=subprocess.DEVNULL, stderr=log)
         wait_listening(self.port, self.process, within)
 
     def stop(self) -> None:
         if self.process is not None:
+            self.retired_cpu_s += cpu_seconds(self.process.pid)
             stop(self.process)
 
     def restart(self) -> None:
         self.stop()
         self.start()
 
+    def cpu_s(self) -> float:
+        """CPU time of every instance so far (a restart ends one)."""
+        running = cpu_seconds(self.process.pid) if self.process and self.process.poll() is None else 0.0
+        return self.retired_cpu_s + running
 
-def adapter_service(mqtt_url: str, workers: int, extra: list[str] | None = None) -> Service:
+
+def adapter_service(mqtt_url: str, workers: int, log: Path, extra: list[str] | None = None) -> Service:
     port = free_port()
     return Service([sys.executable, "-m", "adapter", "serve", "--port", str(port), "--mqtt-url", mqtt_url,
-                    "--workers", str(workers), "--log-level", "warning", *(extra or [])], port)
+                    "--workers", str(workers), "--log-level", "warning", *(extra or [])], port, log)
 
 
-def relay_service(mqtt_url: str, workers: int) -> Service:
+def relay_service(mqtt_url: str, workers: int, log: Path) -> Service:
     port = free_port()
     return Service([sys.executable, "-m", "simulator.baseline_relay", "--port", str(port),
-                    "--mqtt-url", mqtt_url, "--workers", str(workers)], port)
+                    "--mqtt-url", mqtt_url, "--workers", str(workers)], port, log)
 
 
 def _children(pid: int) -> list[int]:

@@ -39,7 +39,8 @@ def render(result: dict[str, Any]) -> str:
             lines.append(f"    offered {stage['offered_msgs_per_s']:>8,}/s"
                          f"  delivered {stage['delivered_msgs_per_s']:>10,.1f}/s  {ms(stage['latency_ms'])}{note}")
         lines.append(f"  sustained {tp['sustained_msgs_per_s']:,.1f} msg/s with p99 <= {tp['p99_limit_ms']} ms;"
-                     f" peak {tp['peak_msgs_per_s']:,.1f} msg/s")
+                     f" peak {tp['peak_msgs_per_s']:,.1f} msg/s"
+                     + ("" if tp["saturated"] else " (the ramp ended before saturating)"))
     if commands := result.get("commands"):
         lines.append(f"  commands: {commands['responses']:,}/{commands['requests']:,} answered {commands['outcomes']},"
                      f" round trip {ms(commands['latency_ms'])}")

@@ -118,11 +118,11 @@ def test_the_relay_answers_a_call_by_position() -> None:
 def test_the_probe_reads_markers_from_events_and_raw_frames() -> None:
     epoch = 1_000_000.0
     event_probe = LatencyProbe(epoch, raw_frames=False)
-    event_probe.set_stages([epoch, epoch + 10])
+    first, second = event_probe.mark(epoch), event_probe.mark(epoch + 10)
     event = {"data": {"samples": [{"measurand": MARKER_MEASURAND, "value": 12_000_000.0}]}}
     event_probe.on_message("ocpp/cp1/meter_values", orjson.dumps(event))
     event_probe.on_message("ocpp/cp1/status", b"{}")
-    assert (event_probe.stages[1].count, event_probe.stages[0].count, event_probe.unmarked) == (1, 0, 0)
+    assert (second.count, first.count, event_probe.unmarked) == (1, 0, 0)
 
     raw_probe = LatencyProbe(epoch, raw_frames=True)
     frame = [2, "1", "MeterValues", {"connectorId": 1, "meterValue": [{"timestamp": "x", "sampledValue": [
