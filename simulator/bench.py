@@ -52,7 +52,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stages", type=int, default=10, help="throughput: at most this many stages")
     p.add_argument("--stage-seconds", type=float, default=6.0)
     p.add_argument("--workers", type=int, default=0,
-                   help="adapter (and relay) worker processes (default: 1 per 6,000 held chargers, at least 2)")
+                   help="adapter (and relay) worker processes (default: one per core, or one per 9,000 held "
+                        "chargers if that is more)")
     p.add_argument("--processes", type=int, default=0, help="simulator processes (default: 1 per 10,000)")
     p.add_argument("--adapter-args", default="--mqtt-mode shared",
                    help="more `python -m adapter serve` options (default: %(default)s; the store is a fresh "
@@ -65,7 +66,8 @@ class Bench:
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
-        self.workers = args.workers or max(2, math.ceil(args.chargers / 6_000))
+        # One worker per core, more when a worker would hold more sockets than its 20,000 files allow.
+        self.workers = args.workers or max(os.cpu_count() or 1, math.ceil(args.chargers / 9_000))
         self.dir = Path(tempfile.mkdtemp(prefix="sim-bench-"))
         self.adapter_args = shlex.split(args.adapter_args)
         if "--store-url" not in self.adapter_args:
@@ -121,6 +123,7 @@ async def _run_parts(bench: Bench) -> None:
     args = bench.args
     parts = set(args.only.split(","))
     throughput = {"scenario": "throughput", "chargers": args.throughput_chargers, "connectors": {"1": 1.0},
+                  "probe_topic": "ocpp/+/meter_values",
                   "start_rate": args.start_rate, "rate_step": args.rate_step, "stages": args.stages,
                   "stage_s": args.stage_seconds,
                   "duration": args.throughput_chargers / 500 + 10 + args.stages * (args.stage_seconds + 2)}

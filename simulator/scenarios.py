@@ -213,6 +213,7 @@ async def _commands(run: Run) -> dict[str, Any]:
     await backend.start(run.opts.mqtt_url)
     try:
         await run.all_accepted()
+        await asyncio.sleep(min(5.0, run.remaining() / 10))  # let the boot burst pass: measure steady state
         settle = min(SETTLE_S, run.remaining() / 4)
         await backend.drive(run.specs, run.opts.command_rate, max(1.0, run.remaining() - settle))
         await backend.settle(settle)
