@@ -5,8 +5,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from simulator import profiles
+from simulator import dialect, profiles
 from simulator.config import ACCEPTED, KEYS
+from simulator.dialect import VENDOR, status
 from simulator.model import (
     UNKNOWN_CONNECTOR,
     Connector,
@@ -17,9 +18,6 @@ from simulator.model import (
     Transaction,
     iso_now,
 )
-from simulator.protocol import Reply
-
-VENDOR = "OcppSim"
 
 
 def sample_text(value: float) -> str:
@@ -30,17 +28,6 @@ def meter_value(samples: list[Sample]) -> Payload:
     return {"timestamp": iso_now(), "sampledValue": [
         {"value": sample_text(s.value), "context": s.context, "measurand": s.measurand, "unit": s.unit}
         for s in samples]}
-
-
-def data_transfer(station: Station, payload: Payload) -> Payload:
-    """DataTransfer is answered the same way in every version: echo to our own vendor id."""
-    if payload["vendorId"] != VENDOR:
-        return {"status": "UnknownVendorId"}
-    return {"status": "Accepted", "data": str(payload.get("data", ""))}
-
-
-def _status(accepted: bool) -> Payload:
-    return {"status": "Accepted" if accepted else "Rejected"}
 
 
 class V16:
@@ -91,20 +78,10 @@ class V16:
         }
 
     def triggered(self, station: Station, message: str, connector_id: int | None) -> list[Message]:
-        chosen = [c for c in station.connectors if connector_id in (None, c.id)]
-        if message == "BootNotification":
-            return [self.boot(station, "Triggered")]
-        if message == "Heartbeat":
-            return [("Heartbeat", {})]
-        if message == "StatusNotification":
-            return [m for c in chosen if (m := self.status(station, c)) is not None]
-        return [self.meter(station, c, "Trigger") for c in chosen]
+        return dialect.triggered(self, station, message, connector_id)
 
     def handle(self, station: Station, action: str, payload: Payload) -> Payload:
-        handler = _HANDLERS.get(action)
-        if handler is None:
-            raise Reply("NotImplemented", f"{action} is not supported")
-        return handler(station, payload)
+        return dialect.dispatch(_HANDLERS, station, action, payload)
 
 
 def _profile(payload: Payload, connector: int) -> profiles.Profile:
@@ -116,15 +93,15 @@ def _remote_start(station: Station, payload: Payload) -> Payload:
     raw = payload.get("chargingProfile")
     connector_id = payload.get("connectorId")
     profile = None if raw is None else _profile(raw, connector_id or 0)
-    return _status(station.remote_start(connector_id, payload["idTag"], None, profile) is not None)
+    return status(station.remote_start(connector_id, payload["idTag"], None, profile) is not None)
 
 
 def _remote_stop(station: Station, payload: Payload) -> Payload:
-    return _status(station.remote_stop(str(payload["transactionId"])))
+    return status(station.remote_stop(str(payload["transactionId"])))
 
 
 def _reset(station: Station, payload: Payload) -> Payload:
-    return _status(station.reset(hard=payload["type"] == "Hard", when_idle=False))
+    return status(station.reset(hard=payload["type"] == "Hard", when_idle=False))
 
 
 def _change_configuration(station: Station, payload: Payload) -> Payload:
@@ -146,21 +123,12 @@ def _get_configuration(station: Station, payload: Payload) -> Payload:
 
 
 def _trigger(station: Station, payload: Payload) -> Payload:
-    message = payload["requestedMessage"]
-    if message not in V16.trigger_messages:
-        return {"status": "NotImplemented"}
-    connector_id = payload.get("connectorId")
-    if connector_id is not None and station.connector(connector_id) is None:
-        return {"status": "Rejected"}
-    station.trigger(message, connector_id)
-    return {"status": "Accepted"}
+    return dialect.trigger(station, V16.trigger_messages, payload["requestedMessage"], payload.get("connectorId"))
 
 
 def _set_profile(station: Station, payload: Payload) -> Payload:
     connector_id = payload["connectorId"]
-    if connector_id != 0 and station.connector(connector_id) is None:
-        return {"status": "Rejected"}
-    return _status(station.add_profile(_profile(payload["csChargingProfiles"], connector_id)))
+    return dialect.set_profile(station, connector_id, lambda: _profile(payload["csChargingProfiles"], connector_id))
 
 
 def _clear_profile(station: Station, payload: Payload) -> Payload:
@@ -193,5 +161,5 @@ _HANDLERS: dict[str, Callable[[Station, Payload], Payload]] = {
     "ClearChargingProfile": _clear_profile,
     "ChangeAvailability": _change_availability,
     "UnlockConnector": _unlock,
-    "DataTransfer": data_transfer,
+    "DataTransfer": dialect.data_transfer,
 }

@@ -9,8 +9,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from simulator import profiles
+from simulator import dialect, profiles
 from simulator.config import ACCEPTED, NOT_SUPPORTED, V2_COMPONENTS, V2_NAMES
+from simulator.dialect import VENDOR, status
 from simulator.model import (
     AVAILABLE,
     CHARGING,
@@ -34,8 +35,6 @@ from simulator.model import (
     Transaction,
     iso_now,
 )
-from simulator.protocol import Reply
-from simulator.v16 import VENDOR, data_transfer
 
 _CONNECTOR_STATUS = {AVAILABLE: "Available", PREPARING: "Occupied", CHARGING: "Occupied",
                      FINISHING: "Occupied", FAULTED: "Faulted", UNAVAILABLE: "Unavailable"}
@@ -60,10 +59,6 @@ def meter_value(samples: list[Sample]) -> Payload:
 
 def _id_token(id_tag: str) -> Payload:
     return {"idToken": id_tag, "type": "ISO14443"}
-
-
-def _status(accepted: bool) -> Payload:
-    return {"status": "Accepted" if accepted else "Rejected"}
 
 
 class V2:
@@ -133,25 +128,13 @@ class V2:
         return name, payload
 
     def triggered(self, station: Station, message: str, connector_id: int | None) -> list[Message]:
-        chosen = [c for c in station.connectors if connector_id in (None, c.id)]
-        if message == "BootNotification":
-            return [self.boot(station, "Triggered")]
-        if message == "Heartbeat":
-            return [("Heartbeat", {})]
-        if message == "StatusNotification":
-            for c in chosen:
-                c.reported = None  # a triggered status is sent even when unchanged
-            return [m for c in chosen if (m := self.status(station, c)) is not None]
         if message == "TransactionEvent":
             return [self._event("Updated", "Trigger", c, c.tx, {"chargingState": "Charging"}, None)
-                    for c in chosen if c.tx is not None]
-        return [self.meter(station, c, "Trigger") for c in chosen]
+                    for c in station.connectors if connector_id in (None, c.id) and c.tx is not None]
+        return dialect.triggered(self, station, message, connector_id)
 
     def handle(self, station: Station, action: str, payload: Payload) -> Payload:
-        handler = _HANDLERS.get(action)
-        if handler is None:
-            raise Reply("NotImplemented", f"{action} is not supported")
-        return handler(station, payload)
+        return dialect.dispatch(_HANDLERS, station, action, payload)
 
 
 def _profile(payload: Payload, evse_id: int) -> profiles.Profile:
@@ -163,11 +146,11 @@ def _request_start(station: Station, payload: Payload) -> Payload:
     raw = payload.get("chargingProfile")
     profile = None if raw is None else _profile(raw, evse_id or 0)
     started = station.remote_start(evse_id, payload["idToken"]["idToken"], payload["remoteStartId"], profile)
-    return _status(started is not None)
+    return status(started is not None)
 
 
 def _request_stop(station: Station, payload: Payload) -> Payload:
-    return _status(station.remote_stop(payload["transactionId"]))
+    return status(station.remote_stop(payload["transactionId"]))
 
 
 def _reset(station: Station, payload: Payload) -> Payload:
@@ -215,21 +198,13 @@ def _get_variables(station: Station, payload: Payload) -> Payload:
 
 
 def _trigger(station: Station, payload: Payload) -> Payload:
-    message = payload["requestedMessage"]
-    if message not in V2.trigger_messages:
-        return {"status": "NotImplemented"}
-    evse_id = payload.get("evse", {}).get("id")
-    if evse_id is not None and station.connector(evse_id) is None:
-        return {"status": "Rejected"}
-    station.trigger(message, evse_id)
-    return {"status": "Accepted"}
+    return dialect.trigger(station, V2.trigger_messages, payload["requestedMessage"],
+                           payload.get("evse", {}).get("id"))
 
 
 def _set_profile(station: Station, payload: Payload) -> Payload:
     evse_id = payload["evseId"]
-    if evse_id != 0 and station.connector(evse_id) is None:
-        return {"status": "Rejected"}
-    return _status(station.add_profile(_profile(payload["chargingProfile"], evse_id)))
+    return dialect.set_profile(station, evse_id, lambda: _profile(payload["chargingProfile"], evse_id))
 
 
 def _clear_profile(station: Station, payload: Payload) -> Payload:
@@ -265,5 +240,5 @@ _HANDLERS: dict[str, Callable[[Station, Payload], Payload]] = {
     "ClearChargingProfile": _clear_profile,
     "ChangeAvailability": _change_availability,
     "UnlockConnector": _unlock,
-    "DataTransfer": data_transfer,
+    "DataTransfer": dialect.data_transfer,
 }

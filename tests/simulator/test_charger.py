@@ -156,7 +156,7 @@ async def test_a_dropped_connection_counts_as_a_storm_disconnect() -> None:
 async def test_faults_are_reported_and_clear(version: str) -> None:
     async with TinyCsms() as csms, running(csms.url, version, idle_mean_s=0.0, fault_probability=1.0,
                                            fault_duration_s=0.05):
-        await csms.wait_for(lambda: len([r for r in csms.of("sim-t-1", "StatusNotification")]) >= 3)
+        await csms.wait_for(lambda: len(csms.of("sim-t-1", "StatusNotification")) >= 3)
     statuses = [r.payload.get("status", r.payload.get("connectorStatus"))
                 for r in csms.of("sim-t-1", "StatusNotification")]
     assert statuses[:3] == ["Available", "Faulted", "Available"]
