@@ -116,8 +116,9 @@ class OcppLink:
 
     def hurry(self, when: float) -> None:
         """Wake an idle wait earlier (a fleet-wide change the charger must act on)."""
-        if self._idle is not None and (self._idle.when() or 0.0) > when:
-            self._idle.reschedule(when)
+        idle = self._idle
+        if idle is not None and not idle.expired() and (idle.when() or 0.0) > when:
+            idle.reschedule(when)
 
     def _parse(self, data: bytes) -> list[Any] | None:
         self.stats.messages_received += 1
