@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import sys
+import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
@@ -31,6 +32,7 @@ class ProcessFleet:
         self._finals: dict[int, Stats] = {}
         self._all_final = asyncio.Event()
         self.max_connected = 0
+        self.all_connected_at: float | None = None  # wall time every charger was first connected at once
         self.listeners: list[Callable[[Stats], None]] = []
 
     async def start(self) -> None:
@@ -63,6 +65,8 @@ class ProcessFleet:
                 return
             total = self.totals()
             self.max_connected = max(self.max_connected, total.connected)
+            if self.all_connected_at is None and total.connected == total.chargers:
+                self.all_connected_at = time.time()
             for listener in self.listeners:
                 listener(total)
 

@@ -17,7 +17,9 @@ def render(result: dict[str, Any]) -> str:
         f"{result['scenario']}: {result['chargers']:,} chargers ({versions}), {result['processes']} process(es),"
         f" {result['duration_s']:.1f} s against {result['url']}",
         f"  connected {result['connected']:,} (max {result['max_connected']:,}), accepted {result['accepted']:,},"
-        f" unexpected disconnects {result['disconnects']}, reconnects {result['reconnects']}",
+        f" unexpected disconnects {result['disconnects']}, reconnects {result['reconnects']}"
+        + ("" if result["all_connected_for_s"] is None else
+           f"; all connected after {result['all_connected_after_s']} s, for {result['all_connected_for_s']} s"),
         f"  messages sent {result['messages_sent']:,} ({result['throughput_msgs_per_s']:,.1f}/s),"
         f" errors {result['errors']}" + (f" {result['errors_by_kind']}" if result["errors"] else ""),
         f"  CALL -> CALLRESULT {ms(result['call_latency_ms'])}",

@@ -118,9 +118,10 @@ async def _steady(run: Run) -> dict[str, Any]:
 
 async def _soak(run: Run) -> dict[str, Any]:
     every = max(5.0, run.opts.duration / 60)
-    while run.remaining() > 0:
-        await asyncio.sleep(min(every, run.remaining()))
+    while run.remaining() > every:
+        await asyncio.sleep(every)
         run.memory.sample(run.fleet.totals().connected)
+    await asyncio.sleep(run.remaining())  # the last sample is taken as the run ends
     return {}
 
 
@@ -258,8 +259,9 @@ def _addresses(opts: RunOptions) -> list[str]:
 
 
 def _result(opts: RunOptions, specs: list[ChargerSpec], processes: int, stats: Stats, last: Stats,
-            ended: float, max_connected: int) -> dict[str, Any]:
+            ended: float, fleet: ProcessFleet) -> dict[str, Any]:
     elapsed = max(1e-9, ended - (stats.started_at or ended))
+    full_at = fleet.all_connected_at
     return {
         "scenario": opts.scenario,
         "url": opts.url,
@@ -271,7 +273,10 @@ def _result(opts: RunOptions, specs: list[ChargerSpec], processes: int, stats: S
         "source_addresses": sorted({s.source_address for s in specs if s.source_address}),
         "duration_s": round(elapsed, 2),
         "connected": last.connected,
-        "max_connected": max(max_connected, last.connected),
+        "max_connected": max(fleet.max_connected, last.connected),
+        # How long every charger was connected at once, from the moment the last one came in.
+        "all_connected_after_s": None if full_at is None else round(full_at - (stats.started_at or full_at), 1),
+        "all_connected_for_s": None if full_at is None else round(ended - full_at, 1),
         "accepted": last.accepted,
         "disconnects": stats.disconnects,
         "reconnects": stats.reconnects,
@@ -310,7 +315,7 @@ async def run(opts: RunOptions, restart: Restart | None = None, stream: TextIO |
     finally:
         stats = await fleet.stop()
         progress.close()
-    result = _result(opts, specs, len(shares), stats, last, ended, fleet.max_connected) | extra
+    result = _result(opts, specs, len(shares), stats, last, ended, fleet) | extra
     if (watched := memory.summary()) is not None:
         result["adapter_memory"] = watched
     return result

@@ -43,6 +43,7 @@ async def test_steady(adapter_factory: Any, mosquitto: Broker) -> None:
     result = await run(options(adapter, mosquitto, "steady", 20, 4.0, mix={"1.6": 1, "2.0.1": 1, "2.1": 1}))
     assert_clean(result, 20)
     assert result["connected"] == 20
+    assert result["all_connected_for_s"] is not None and result["all_connected_for_s"] >= 0
     assert result["versions"] == {"1.6": 7, "2.0.1": 7, "2.1": 6}
     assert result["latency_ms"]["count"] == result["messages_sent"]  # every CALL answered and timed
 
