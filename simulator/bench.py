@@ -164,7 +164,10 @@ def main(args: argparse.Namespace) -> int:
     finally:
         bench.close()
     if args.json is not None:
-        args.json.write_text(json.dumps({"results": bench.results, "cpu_cores_used": bench.cpu}, indent=2) + "\n")
+        settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+        args.json.write_text(json.dumps({"settings": settings, "adapter_workers": bench.workers,
+                                         "adapter_args": bench.adapter_args, "results": bench.results,
+                                         "cpu_cores_used": bench.cpu}, indent=2) + "\n")
     args.output.write_text(markdown(bench))
     print(f"wrote {args.output}; service logs in {bench.dir}")
     return 0
@@ -195,7 +198,8 @@ def _headlines(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, str]]
         rows.append(("Memory per connected charger", "≤ 48 KB",
                      f"{_num(memory.get('per_charger_kb'))} KiB (adapter RSS delta, all workers, "
                      f"{memory.get('idle_kb', 0) // 1024:,} → {memory.get('loaded_kb', 0) // 1024:,} MiB;"
-                     f" growth while held {_num(memory.get('growth_kb_per_min_at_plateau'))} KiB/min)"))
+                     f" then {_num(memory.get('growth_kb_per_min_settled'))} KiB/min over the second half of the"
+                     " hold)"))
     if tp := results.get("throughput"):
         t = tp["throughput"]
         rows.append(("End-to-end throughput (charger → MQTT subscriber)", "≥ 10,000 msg/s, p99 < 50 ms",

@@ -76,10 +76,13 @@ class MemoryWatch:
         if len(self.samples) < 2:
             return None
         (_, idle, _), (_, loaded, connected) = self.samples[0], self.samples[-1]
+        # Growth over the second half of the time every charger was connected: after the first minutes'
+        # settling, a steady climb there is what a leak looks like.
         plateau = [s for s in self.samples if s[2] == connected]
+        settled = plateau[len(plateau) // 2:]
         growth = None
-        if len(plateau) >= 2 and plateau[-1][0] > plateau[0][0]:
-            growth = round((plateau[-1][1] - plateau[0][1]) / ((plateau[-1][0] - plateau[0][0]) / 60), 1)
+        if len(settled) >= 2 and settled[-1][0] > settled[0][0]:
+            growth = round((settled[-1][1] - settled[0][1]) / ((settled[-1][0] - settled[0][0]) / 60), 1)
         return {
             "pid": self.pid,
             "idle_kb": idle,
@@ -87,7 +90,7 @@ class MemoryWatch:
             "max_kb": max(s[1] for s in self.samples),
             "connected": connected,
             "per_charger_kb": round((loaded - idle) / connected, 2) if connected else None,
-            "growth_kb_per_min_at_plateau": growth,
+            "growth_kb_per_min_settled": growth,
             "samples": self.samples if len(self.samples) > 2 else None,
         }
 
