@@ -285,6 +285,7 @@ def _result(opts: RunOptions, specs: list[ChargerSpec], processes: int, stats: S
         "reconnects": stats.reconnects,
         "errors": stats.error_count,
         "errors_by_kind": dict(sorted(stats.errors.items())),
+        "worker_cpu_s": round(stats.cpu_s, 2),
         "messages_sent": stats.messages_sent,
         "messages_received": stats.messages_received,
         "throughput_msgs_per_s": round(stats.messages_sent / elapsed, 1),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 
@@ -59,6 +60,7 @@ async def _serve(job: WorkerJob, conn: Connection) -> None:
     loop.add_reader(conn.fileno(), on_command)
     fleet.start(job.connect_rate)
     while not stopping.is_set():
+        stats.cpu_s = time.process_time()
         conn.send(("snapshot", stats))
         try:
             async with asyncio.timeout(SNAPSHOT_S):
@@ -67,6 +69,7 @@ async def _serve(job: WorkerJob, conn: Connection) -> None:
             pass
     loop.remove_reader(conn.fileno())
     await fleet.stop()
+    stats.cpu_s = time.process_time()
     conn.send(("final", stats))
 
 
