@@ -218,9 +218,9 @@ async def _commands(run: Run) -> dict[str, Any]:
     try:
         await run.all_accepted()
         await asyncio.sleep(min(5.0, run.remaining() / 10))  # let the boot burst pass: measure steady state
-        settle = min(SETTLE_S, run.remaining() / 4)
-        await backend.drive(run.specs, run.opts.command_rate, max(1.0, run.remaining() - settle))
-        await backend.settle(settle)
+        await backend.drive(run.specs, run.opts.command_rate,
+                            max(1.0, run.remaining() - min(SETTLE_S, run.remaining() / 4)))
+        await backend.settle(SETTLE_S)  # returns as soon as every request is answered
     finally:
         await backend.close()
     summary = backend.summary()
