@@ -19,7 +19,7 @@ import shlex
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -60,6 +60,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "SQLite file unless --store-url is given)")
     p.add_argument("--workdir", type=Path, help="for the adapter's store and the service logs (default: a new "
                                                  "temporary directory)")
+    p.add_argument("--render", type=Path, help="only rewrite the report from a JSON file an earlier --json wrote")
     p.add_argument("--only", default=",".join(PARTS), help=f"comma-separated subset of {', '.join(PARTS)}")
 
 
@@ -82,8 +83,8 @@ class Bench:
 
     def options(self, **fields: Any) -> RunOptions:
         assert self.service is not None
-        return RunOptions(url=self.service.url, mqtt_url=self.broker.url, processes=self.args.processes,
-                          progress_every_s=10.0, **fields)
+        return RunOptions(url=self.service.url, mqtt_url=self.broker.url,
+                          **{"processes": self.args.processes, "progress_every_s": 10.0, **fields})
 
     def service_pid(self) -> int:
         assert self.service is not None and self.service.process is not None
@@ -110,7 +111,8 @@ class Bench:
             "machine": procs.machine_busy_s}
         before = {k: used() for k, used in parties.items()}
         began = time.monotonic()
-        result = await run(opts, restart=restart)
+        meters = {k: parties[k] for k in ("service", "broker", "machine")}
+        result = await run(opts, restart=restart, meters=meters)
         wall = time.monotonic() - began
         used = {k: used() - before[k] for k, used in parties.items()}
         used["simulator"] += result["worker_cpu_s"]
@@ -128,7 +130,9 @@ class Bench:
 async def _run_parts(bench: Bench) -> None:
     args = bench.args
     parts = set(args.only.split(","))
+    # One simulator worker per core here, so that generating the load is not what saturates first.
     throughput = {"scenario": "throughput", "chargers": args.throughput_chargers, "connectors": {"1": 1.0},
+                  "processes": max(args.processes, os.cpu_count() or 1),
                   "probe_topic": "ocpp/+/meter_values",
                   "start_rate": args.start_rate, "rate_step": args.rate_step, "stages": args.stages,
                   "stage_s": args.stage_seconds,
@@ -160,19 +164,34 @@ async def _run_parts(bench: Bench) -> None:
         await bench.scenario("baseline", replace(opts, raw_frames=True, probe_topic="relay/#"))
 
 
+@dataclass
+class Report:
+    """Everything docs/benchmarks.md is written from; saved by --json, re-rendered by --render."""
+
+    settings: dict[str, Any]
+    adapter_workers: int
+    adapter_args: list[str]
+    results: dict[str, dict[str, Any]]
+    cpu_cores_used: dict[str, dict[str, float]]
+    finished_at: str
+
+
 def main(args: argparse.Namespace) -> int:
-    bench = Bench(args)
-    try:
-        uvloop.run(_run_parts(bench))
-    finally:
-        bench.close()
-    if args.json is not None:
-        settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
-        args.json.write_text(json.dumps({"settings": settings, "adapter_workers": bench.workers,
-                                         "adapter_args": bench.adapter_args, "results": bench.results,
-                                         "cpu_cores_used": bench.cpu}, indent=2) + "\n")
-    args.output.write_text(markdown(bench))
-    print(f"wrote {args.output}; service logs in {bench.dir}")
+    if args.render is not None:
+        report = Report(**json.loads(args.render.read_text()))
+    else:
+        bench = Bench(args)
+        try:
+            uvloop.run(_run_parts(bench))
+        finally:
+            bench.close()
+        report = Report({k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}, bench.workers,
+                        bench.adapter_args, bench.results, bench.cpu, f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+        print(f"service logs in {bench.dir}")
+        if args.json is not None:
+            args.json.write_text(json.dumps(asdict(report), indent=2) + "\n")
+    args.output.write_text(markdown(report))
+    print(f"wrote {args.output}")
     return 0
 
 
@@ -233,31 +252,52 @@ def _headlines(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, str]]
 
 
 def _stage_table(result: dict[str, Any]) -> list[str]:
-    lines = ["| offered msg/s | delivered msg/s | p50 ms | p95 ms | p99 ms | sustained |",
-             "|---:|---:|---:|---:|---:|:-:|"]
+    lines = ["| offered msg/s | delivered msg/s | p50 ms | p95 ms | p99 ms | sustained |"
+             " cores: service | broker | simulator (busiest worker) | machine |",
+             "|---:|---:|---:|---:|---:|:-:|---:|---:|---:|---:|"]
     for stage in result["throughput"]["stages"]:
-        latency = stage["latency_ms"]
+        latency, cpu = stage["latency_ms"], stage["cpu_cores"]
         lines.append(f"| {stage['offered_msgs_per_s']:,} | {stage['delivered_msgs_per_s']:,.0f} | "
                      f"{_num(latency['p50'], 2)} | {_num(latency['p95'], 2)} | {_num(latency['p99'], 2)} | "
-                     f"{'yes' if stage['sustained'] else 'no'} |")
+                     f"{'yes' if stage['sustained'] else 'no'} | {cpu['service']:.2f} | {cpu['broker']:.2f} | "
+                     f"{cpu['simulator_workers']:.2f} ({cpu['busiest_simulator_worker']:.2f}) | "
+                     f"{cpu['machine']:.2f} |")
     return lines
 
 
-def _limits(bench: Bench) -> list[str]:
+def _stage_limit(name: str, stage: dict[str, Any], cores: int) -> str:
+    """Which resource the first stage that was not sustained ran out of, as far as CPU shows it."""
+    cpu = stage["cpu_cores"]
+    where = (f"at {stage['offered_msgs_per_s']:,} msg/s offered: machine {cpu['machine']:.2f} of {cores} cores"
+             f" busy, service {cpu['service']:.2f}, busiest simulator worker {cpu['busiest_simulator_worker']:.2f}")
+    if cpu["machine"] >= 0.85 * cores:
+        return f"- **{name}**: the machine's cores ran out ({where})."
+    if cpu["busiest_simulator_worker"] >= 0.9:
+        return (f"- **{name}**: a simulator worker process ran out of its one core ({where}); the figure is"
+                " a floor set by the load generator.")
+    return (f"- **{name}**: the service stopped keeping up with CPU to spare ({where}): its limit is inside it"
+            " (serialized work, waits for acknowledgements), not the machine's cores.")
+
+
+def _limits(report: Report) -> list[str]:
     """Observations the numbers support, so a reader knows which resource a figure ran into."""
     cores = os.cpu_count() or 1
     notes = []
-    for name, used in bench.cpu.items():
-        if used["machine"] >= 0.85 * cores:
+    for name, used in report.cpu_cores_used.items():
+        if name in ("throughput", "baseline"):
+            stages = report.results[name]["throughput"]["stages"]
+            if stages and not stages[-1]["sustained"]:
+                notes.append(_stage_limit(name, stages[-1], cores))
+        elif used["machine"] >= 0.85 * cores:
             notes.append(f"- **{name}**: the machine was CPU-bound ({used['machine']:.2f} of {cores} cores busy on"
                          f" average: service {used['service']:.2f}, broker {used['broker']:.2f},"
                          f" simulator {used['simulator']:.2f}).")
-    hold = bench.results.get("hold")
+    hold = report.results.get("hold")
     if hold and hold["max_connected"] < hold["chargers"]:
         notes.append(f"- **hold**: {hold['chargers'] - hold['max_connected']:,} chargers never connected; errors:"
                      f" {hold['errors_by_kind']}. A process may hold 20,000 open files here, and one source"
                      " address has 28,232 ephemeral ports towards one destination.")
-    commands = bench.results.get("commands")
+    commands = report.results.get("commands")
     p50 = commands["commands"]["latency_ms"]["p50"] if commands else None
     if p50 is not None and 30.0 <= p50 <= 50.0:
         notes.append("- **commands**: a round trip near 40 ms is the signature of Nagle's algorithm meeting the"
@@ -265,23 +305,23 @@ def _limits(bench: Bench) -> list[str]:
                      " after the request's PUBACK went out, and awscrt 0.36 cannot set TCP_NODELAY. The"
                      " simulator's own MQTT client sets it, so this delay is not the instrument's.")
     for name in ("throughput", "baseline"):
-        if (result := bench.results.get(name)) and not result["throughput"]["saturated"]:
+        if (result := report.results.get(name)) and not result["throughput"]["saturated"]:
             notes.append(f"- **{name}**: the ramp ended before a stage failed; the figure is a lower bound.")
     notes.append("- Every party shares the same cores: a figure for the adapter includes the cost of generating"
                  " the load and of the broker; see the CPU table.")
     return notes
 
 
-def markdown(bench: Bench) -> str:
-    results, args = bench.results, bench.args
+def markdown(report: Report) -> str:
+    results, args = report.results, report.settings
     cores = os.cpu_count()
     memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     lines = [
         "# Benchmarks",
         "",
-        f"Written by `python -m simulator bench` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC. Machine: {cores} cores,"
+        f"Written by `python -m simulator bench` on {report.finished_at}. Machine: {cores} cores,"
         f" {memory_gib:.0f} GiB, {platform.system()} {platform.release()}, Python {platform.python_version()}."
-        f" The adapter ran with {bench.workers} worker processes and `{' '.join(bench.adapter_args)}`;"
+        f" The adapter ran with {report.adapter_workers} worker processes and `{' '.join(report.adapter_args)}`;"
         " Mosquitto, the adapter and the simulator"
         " (and whatever else runs on the machine) share the same cores, so every figure is a floor for what"
         " the adapter does on a machine of its own.",
@@ -300,7 +340,7 @@ def markdown(bench: Bench) -> str:
         "| scenario | service | broker | simulator | machine |",
         "|---|---:|---:|---:|---:|",
         *(f"| {name} | {c['service']:.2f} | {c['broker']:.2f} | {c['simulator']:.2f} | {c['machine']:.2f} |"
-          for name, c in bench.cpu.items()),
+          for name, c in report.cpu_cores_used.items()),
         "",
     ]
     for name in ("throughput", "baseline"):
@@ -311,9 +351,10 @@ def markdown(bench: Bench) -> str:
                       " latency is from the charger sending a MeterValues/TransactionEvent to an MQTT subscriber"
                       " receiving the event (send time carried in the message).", "",
                       *_stage_table(results[name]), ""]
-    lines += ["## What limits these figures", "", *_limits(bench), "",
+    lines += ["## What limits these figures", "", *_limits(report), "",
               "## Every scenario", "", "```", *(render(r) for r in results.values()), "```", "",
-              "Rerun with `python -m simulator bench` (see `--help` for sizes; defaults: "
-              f"hold {args.chargers:,} chargers for {args.duration:.0f} s, boot storm {args.boot_storm:,},"
-              f" throughput with {args.throughput_chargers:,} chargers).", ""]
+              f"This run: hold {args['chargers']:,} chargers for {args['duration']:.0f} s, boot storm"
+              f" {args['boot_storm']:,}, throughput with {args['throughput_chargers']:,} chargers. Rerun with"
+              " `python -m simulator bench` (`--help` lists the sizes); `--render bench.json` rewrites this page"
+              " from a saved run.", ""]
     return "\n".join(lines)

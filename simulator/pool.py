@@ -79,6 +79,10 @@ class ProcessFleet:
         if len(self._finals) == len(self.jobs):
             self._all_final.set()
 
+    def worker_cpu(self) -> list[float]:
+        """CPU seconds each worker had used at its last snapshot."""
+        return [stats.cpu_s for stats in self._latest]
+
     def totals(self) -> Stats:
         return merged(self._latest)
 

@@ -58,6 +58,7 @@ class RunOptions:
 
 
 Restart = Callable[[], Awaitable[None]]
+CpuMeter = Callable[[], float]  # CPU seconds used so far by some party (the adapter, the broker, the machine)
 
 
 class MemoryWatch:
@@ -106,6 +107,7 @@ class Run:
     started: float
     restart: Restart | None
     memory: MemoryWatch
+    meters: dict[str, CpuMeter]
 
     def remaining(self) -> float:
         return max(0.0, self.started + self.opts.duration - time.time())
@@ -164,6 +166,25 @@ async def _reconnect_storm(run: Run) -> dict[str, Any]:
     }}
 
 
+class _CpuWindow:
+    """Cores each party used between `__init__` and `cores()`: which one ran out during a stage."""
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.began = time.monotonic()
+        self.meters = {name: meter() for name, meter in run.meters.items()}
+        self.workers = run.fleet.worker_cpu()
+
+    def cores(self) -> dict[str, float]:
+        elapsed = max(1e-9, time.monotonic() - self.began)
+        used = {name: (meter() - self.meters[name]) / elapsed for name, meter in self.run.meters.items()}
+        workers = [(now - before) / elapsed for now, before in zip(self.run.fleet.worker_cpu(), self.workers,
+                                                                    strict=True)]
+        used["simulator_workers"] = sum(workers)
+        used["busiest_simulator_worker"] = max(workers)
+        return {name: round(value, 2) for name, value in used.items()}
+
+
 async def _throughput(run: Run) -> dict[str, Any]:
     """Offer ever more meter values per second until a stage is not sustained, then report the best."""
     opts = run.opts
@@ -180,14 +201,17 @@ async def _throughput(run: Run) -> dict[str, Any]:
             start = time.time() + 0.2
             timed = probe.mark(start)
             run.fleet.broadcast("plan", [(start, sessions / rate)])
+            await asyncio.sleep(start + 1.0 - time.time())  # worker snapshots lag by up to a second
+            window = _CpuWindow(run)
             await asyncio.sleep(start + opts.stage_s - time.time())
+            cpu = window.cores()
             probe.mark(time.time())  # the quiet drain is timed apart
             run.fleet.broadcast("plan", [(time.time(), 1e9)])
             await asyncio.sleep(DRAIN_S)
             latency, delivered = timed.summary(), timed.count / opts.stage_s
             sustained = delivered >= 0.95 * rate and (latency["p99"] or math.inf) <= opts.p99_limit_ms
             results.append({"offered_msgs_per_s": round(rate), "delivered_msgs_per_s": round(delivered, 1),
-                            "latency_ms": latency, "sustained": sustained})
+                            "latency_ms": latency, "sustained": sustained, "cpu_cores": cpu})
             if not sustained:
                 break
             rate *= opts.rate_step
@@ -295,7 +319,9 @@ def _result(opts: RunOptions, specs: list[ChargerSpec], processes: int, stats: S
     }
 
 
-async def run(opts: RunOptions, restart: Restart | None = None, stream: TextIO | None = None) -> dict[str, Any]:
+async def run(opts: RunOptions, restart: Restart | None = None, stream: TextIO | None = None,
+              meters: dict[str, CpuMeter] | None = None) -> dict[str, Any]:
+    """Run one scenario; `meters` name CPU counters to read per throughput stage (besides the simulator's)."""
     scenario = SCENARIOS[opts.scenario]
     if scenario.needs_mqtt and not opts.mqtt_url:
         raise ValueError(f"the {opts.scenario} scenario needs --mqtt-url")
@@ -312,7 +338,7 @@ async def run(opts: RunOptions, restart: Restart | None = None, stream: TextIO |
     started = time.time()
     await fleet.start()
     try:
-        extra = await scenario.body(Run(opts, behaviour, fleet, specs, started, restart, memory))
+        extra = await scenario.body(Run(opts, behaviour, fleet, specs, started, restart, memory, meters or {}))
         ended = time.time()
         last = fleet.totals()
         memory.sample(last.connected)
