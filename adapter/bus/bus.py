@@ -81,17 +81,22 @@ class Link:
 
     async def close(self, drain_timeout: float = 5.0) -> None:
         """Let the last publishes (lifecycle, shadow, responses) reach the broker before an owned client stops."""
-        if self._owned and self._in_flight:
-            await asyncio.wait([asyncio.wrap_future(f) for f in list(self._in_flight)], timeout=drain_timeout)
+        if self._owned:
+            if self._in_flight:
+                waiters = [asyncio.wrap_future(f) for f in list(self._in_flight)]
+                _, late = await asyncio.wait(waiters, timeout=drain_timeout)
+                for waiter in late:  # their failure, if any, is already logged by _log_failure
+                    waiter.add_done_callback(lambda w: w.cancelled() or w.exception())
+                if late:
+                    log.warning("closing MQTT connection with publishes unacknowledged",
+                                extra={"charger_id": self.charger_id, "unacknowledged": len(late)})
+            await self.client.stop()
+            return
         for topic_filter in self._filters:
-            if self._owned:
-                continue
             try:
                 await self.client.unsubscribe(topic_filter)
             except Exception:  # the pool connection may be down; its handler is gone either way
                 log.debug("unsubscribe failed", extra={"charger_id": self.charger_id, "topic": topic_filter})
-        if self._owned:
-            await self.client.stop()
 
 
 def _log_failure(error: Exception) -> None:

@@ -4,6 +4,7 @@ restored after every reconnect (awscrt itself reconnects with exponential backof
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -94,16 +95,22 @@ class MqttClient:
         self._stopped = True
         self._client.stop()
 
+    def _to_loop(self, callback: Callable[..., None], *args: object) -> None:
+        """Hop from an awscrt thread to the loop; callbacks that arrive after the loop closed (awscrt's
+        threads outlive a stopped client) have no one left to tell."""
+        with contextlib.suppress(RuntimeError):  # "Event loop is closed"
+            self._loop.call_soon_threadsafe(callback, *args)
+
     # awscrt calls these on its own threads; hop to the loop.
     def _on_publish(self, data: mqtt5.PublishReceivedData) -> None:
         packet = data.publish_packet
-        self._loop.call_soon_threadsafe(self._dispatch, packet.topic, bytes(packet.payload or b""))
+        self._to_loop(self._dispatch, packet.topic, bytes(packet.payload or b""))
 
     def _on_connected(self, data: mqtt5.LifecycleConnectSuccessData) -> None:
-        self._loop.call_soon_threadsafe(self._connected_on_loop)
+        self._to_loop(self._connected_on_loop)
 
     def _on_disconnected(self, data: mqtt5.LifecycleDisconnectData) -> None:
-        self._loop.call_soon_threadsafe(self._disconnected_on_loop, data.exception)
+        self._to_loop(self._disconnected_on_loop, data.exception)
 
     def _connected_on_loop(self) -> None:
         if self._ever_connected:
@@ -136,7 +143,7 @@ class MqttClient:
         result: asyncio.Future[None] = self._loop.create_future()
 
         def done(crt_future: Future[mqtt5.PublishCompletionData]) -> None:
-            self._loop.call_soon_threadsafe(_settle, result, crt_future)
+            self._to_loop(_settle, result, crt_future)
         self._client.publish(packet).add_done_callback(done)
         return result
 
@@ -150,7 +157,7 @@ class MqttClient:
         def done(f: Future[mqtt5.PublishCompletionData]) -> None:
             error = _failure(f)
             if error is not None:
-                self._loop.call_soon_threadsafe(on_failure, error)
+                self._to_loop(on_failure, error)
         crt_future.add_done_callback(done)
         return crt_future
 
