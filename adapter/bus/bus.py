@@ -11,6 +11,7 @@ import contextlib
 import enum
 import logging
 import zlib
+from collections import deque
 from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
 from datetime import UTC, datetime
@@ -66,11 +67,17 @@ class Link:
         self._in_flight.add(future)
         future.add_done_callback(self._in_flight.discard)  # set.discard is atomic: safe from awscrt's thread
 
-    async def publish_durably(self, topic: str, payload: bytes, item_id: str) -> None:
-        """Return once the event is safe: PUBACKed, or else written to the durable outbox."""
+    def publish_durably(self, topic: str, payload: bytes, item_id: str) -> Coroutine[Any, Any, None]:
+        """Put the event on the wire now; the returned coroutine ends once it is safe: PUBACKed, or else
+        written to the durable outbox. Await several in turn: they are all in flight already."""
+        future = self.publish(topic, payload)
+        self.bus.expire_later(future)
+        return self._settle_durably(future, topic, payload, item_id)
+
+    async def _settle_durably(self, future: asyncio.Future[None], topic: str, payload: bytes,
+                              item_id: str) -> None:
         try:
-            async with asyncio.timeout(self.bus.puback_timeout_s):
-                await self.publish(topic, payload)
+            await future
             return
         except (TimeoutError, MqttUnavailable) as exc:
             if self.bus.outbox is None:
@@ -121,6 +128,7 @@ class Bus:
         self._control: MqttClient | None = None
         self._holders: dict[str, str] = {}  # charger id -> adapter id holding it, from lifecycle events
         self._tasks: list[asyncio.Task[None]] = []
+        self._awaiting_puback: deque[tuple[float, asyncio.Future[None]]] = deque()
         self.on_lifecycle: Callable[[str, str, dict[str, object]], None] | None = None
         self.on_orphan_request: Callable[[str, bytes], Coroutine[Any, Any, None]] | None = None
 
@@ -139,6 +147,7 @@ class Bus:
         await self._control.wait_connected(connect_timeout)
         await self._control.subscribe(self.topics.lifecycle_filter(), self._on_lifecycle)
         await self._control.subscribe(f"$share/ocpp-adapter/{self.topics.all_requests()}", self._on_any_request)
+        self._tasks.append(asyncio.create_task(self._expire_loop()))
         if self.outbox is not None and self._replay_outbox:
             self._tasks.append(asyncio.create_task(self._replay_loop()))
 
@@ -155,6 +164,25 @@ class Bus:
             return Link(self, charger_id, client, owned=True)
         client = self._pool[zlib.crc32(charger_id.encode()) % len(self._pool)]
         return Link(self, charger_id, client, owned=False)
+
+    def expire_later(self, future: asyncio.Future[None]) -> None:
+        """Fail ``future`` with TimeoutError if no PUBACK settles it within ``puback_timeout_s``."""
+        self._awaiting_puback.append((asyncio.get_running_loop().time() + self.puback_timeout_s, future))
+
+    async def _expire_loop(self) -> None:
+        """One timer for every PUBACK deadline instead of one per message (measurable at thousands per second):
+        all deadlines are the same distance ahead, so they expire in the order they were set. A deadline
+        fires up to one tick late."""
+        loop = asyncio.get_running_loop()
+        awaiting = self._awaiting_puback
+        tick = min(0.25, self.puback_timeout_s / 4)
+        while True:
+            await asyncio.sleep(tick)
+            now = loop.time()
+            while awaiting and (awaiting[0][1].done() or awaiting[0][0] <= now):
+                _, future = awaiting.popleft()
+                if not future.done():
+                    future.set_exception(TimeoutError(f"no PUBACK within {self.puback_timeout_s:g} s"))
 
     def holder_of(self, charger_id: str) -> str | None:
         return self._holders.get(charger_id)

@@ -224,10 +224,16 @@ class ChargerSession:
                 durable.append(self.link.publish_durably(topic, encode(body), body["event_id"]))
             else:
                 self.link.publish_nowait(topic, encode(body))
-        if not durable:
-            return True
-        results = await asyncio.gather(*durable, return_exceptions=True)
-        failures = [r for r in results if isinstance(r, BaseException)]
+        failures = []
+        try:
+            for handoff in durable:
+                try:
+                    await handoff
+                except Exception as exc:  # no PUBACK and no outbox, or the outbox write failed
+                    failures.append(exc)
+        finally:  # cancelled part-way: the rest were never started (closing a finished one is a no-op)
+            for handoff in durable:
+                handoff.close()
         for failure in failures:
             METRICS.inc(names.ERRORS, Kind="billing_handoff")
             log.error("billing event not handed off; charger will retry",

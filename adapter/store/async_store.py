@@ -3,6 +3,8 @@
 The audit log is on the per-message hot path, so ``audit()`` only appends to an in-memory buffer and a
 background task writes it in batches. The buffer is bounded: if the store falls behind, the oldest
 entries are dropped and counted (``audit_dropped``) rather than letting memory grow without limit.
+Batches are large (up to 2,000 entries, at least once a second) because each commit costs the embedded
+store as much as a few hundred rows.
 """
 
 from __future__ import annotations
@@ -33,8 +35,8 @@ T = TypeVar("T")
 
 
 class AsyncStore:
-    def __init__(self, store: Store, *, audit_enabled: bool = True, audit_batch: int = 500,
-                 audit_interval_s: float = 0.2, audit_buffer: int = 100_000,
+    def __init__(self, store: Store, *, audit_enabled: bool = True, audit_batch: int = 2000,
+                 audit_interval_s: float = 1.0, audit_buffer: int = 100_000,
                  workers: int | None = None) -> None:
         if audit_batch < 1 or audit_buffer < audit_batch or audit_interval_s <= 0:
             raise ValueError("need audit_batch >= 1, audit_buffer >= audit_batch and audit_interval_s > 0")

@@ -24,6 +24,7 @@ from adapter.store.tabular import TabularStore
 MEMORY = ":memory:"
 _AUTO_KEY = "seq"  # rowid alias for tables without a natural key (the audit log)
 _COLUMN_TYPES = {int: "INTEGER", float: "REAL", bytes: "BLOB"}
+_ROWS_PER_INSERT = 256  # a fixed size keeps the statement in sqlite3's cache; 256 x 7 columns < 32,766 variables
 
 
 def _key(table: Table[Any]) -> str:
@@ -99,12 +100,18 @@ class SqliteStore(TabularStore):
                               tuple(row.values())).rowcount == 1
 
     def _insert_many(self, table: Table[Any], rows: list[Row]) -> None:
+        """Multi-row INSERTs rather than ``executemany``: sqlite3 releases and retakes the GIL around every
+        statement step, and a row per step makes the writer thread fight the event loop for it."""
         with self._write() as db:
-            db.executemany(self._insert_sql(table, rows[0]), [tuple(r.values()) for r in rows])
+            for start in range(0, len(rows), _ROWS_PER_INSERT):
+                chunk = rows[start:start + _ROWS_PER_INSERT]
+                db.execute(self._insert_sql(table, chunk[0], len(chunk)),
+                           [value for row in chunk for value in row.values()])
 
     @staticmethod
-    def _insert_sql(table: Table[Any], row: Row) -> str:
-        return f"INSERT INTO {table.name} ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})"  # noqa: S608
+    def _insert_sql(table: Table[Any], row: Row, count: int = 1) -> str:
+        values = ", ".join([f"({', '.join('?' * len(row))})"] * count)
+        return f"INSERT INTO {table.name} ({', '.join(row)}) VALUES {values}"  # noqa: S608
 
     def _update(self, table: Table[Any], key: str, changes: Row) -> bool:
         sets = ", ".join(f"{c} = ?" for c in changes)

@@ -162,6 +162,17 @@ def test_audit_append_and_list(store):
     assert [e.message_id for e in store.list_audit(limit=2)] == ["x", "m3"]
 
 
+def test_a_large_audit_batch_keeps_every_entry_in_order(store):
+    """Batches are written in chunks (sqlite: multi-row INSERTs); none may be lost or reordered at a seam."""
+    now = now_utc()
+    count = 700
+    store.append_audit([audit("CP-1", now - timedelta(milliseconds=count - i), f"m{i}", {"n": i})
+                        for i in range(count)])
+    listed = list(reversed(store.list_audit("CP-1", limit=count + 1)))
+    assert [e.message_id for e in listed] == [f"m{i}" for i in range(count)]
+    assert [e.payload for e in listed] == [{"n": i} for i in range(count)]
+
+
 def test_audit_entries_past_ttl_are_not_listed(make_store):
     store = make_store(audit_ttl_s=60)
     now = now_utc()
