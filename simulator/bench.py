@@ -49,7 +49,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--throughput-chargers", type=int, default=2_000)
     p.add_argument("--start-rate", type=float, default=1_000.0, help="throughput: first stage msg/s")
     p.add_argument("--rate-step", type=float, default=1.6)
-    p.add_argument("--stages", type=int, default=10, help="throughput: at most this many stages")
+    p.add_argument("--stages", type=int, default=12, help="throughput: at most this many stages")
+    p.add_argument("--refine-stages", type=int, default=3,
+                   help="throughput: stages bisecting between the last sustained and the first failed rate")
     p.add_argument("--stage-seconds", type=float, default=6.0)
     p.add_argument("--workers", type=int, default=0,
                    help="adapter (and relay) worker processes (default: one per core, or one per 9,000 held "
@@ -135,6 +137,7 @@ async def _run_parts(bench: Bench) -> None:
                   "processes": max(args.processes, os.cpu_count() or 1),
                   "probe_topic": "ocpp/+/meter_values",
                   "start_rate": args.start_rate, "rate_step": args.rate_step, "stages": args.stages,
+                  "refine_stages": args.refine_stages,
                   "stage_s": args.stage_seconds,
                   "duration": args.throughput_chargers / 500 + 10 + args.stages * (args.stage_seconds + 2)}
     await bench.serve(procs.adapter_service(bench.broker.url, bench.workers, bench.dir / "adapter.log",
@@ -285,9 +288,9 @@ def _limits(report: Report) -> list[str]:
     notes = []
     for name, used in report.cpu_cores_used.items():
         if name in ("throughput", "baseline"):
-            stages = report.results[name]["throughput"]["stages"]
-            if stages and not stages[-1]["sustained"]:
-                notes.append(_stage_limit(name, stages[-1], cores))
+            failed = [s for s in report.results[name]["throughput"]["stages"] if not s["sustained"]]
+            if failed:
+                notes.append(_stage_limit(name, min(failed, key=lambda s: s["offered_msgs_per_s"]), cores))
         elif used["machine"] >= 0.85 * cores:
             notes.append(f"- **{name}**: the machine was CPU-bound ({used['machine']:.2f} of {cores} cores busy on"
                          f" average: service {used['service']:.2f}, broker {used['broker']:.2f},"

@@ -69,6 +69,8 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--start-rate", type=float, default=d.start_rate, help="throughput: first stage msg/s")
     p.add_argument("--rate-step", type=float, default=d.rate_step, help="throughput: growth per stage")
     p.add_argument("--stages", type=int, default=d.stages, help="throughput: at most this many stages")
+    p.add_argument("--refine-stages", type=int, default=d.refine_stages,
+                   help="throughput: stages bisecting between the last sustained and the first failed rate")
     p.add_argument("--stage-seconds", type=float, default=d.stage_s, help="throughput: seconds per stage")
     p.add_argument("--p99-limit", type=float, default=d.p99_limit_ms, help="throughput: sustained p99, ms")
     p.add_argument("--probe-topic", default=d.probe_topic, help="throughput: MQTT topic filter to time")
@@ -88,8 +90,9 @@ def _options(args: argparse.Namespace) -> RunOptions:
         source_addresses=args.source_addresses, connect_rate=args.connect_rate, run_id=args.run_id,
         behaviour=behaviour, mqtt_url=args.mqtt_url, adapter_pid=args.adapter_pid,
         command_rate=args.command_rate, start_rate=args.start_rate, rate_step=args.rate_step,
-        stages=args.stages, stage_s=args.stage_seconds, p99_limit_ms=args.p99_limit, probe_topic=args.probe_topic,
-        raw_frames=args.raw_frames, progress_every_s=args.progress_every)
+        stages=args.stages, refine_stages=args.refine_stages, stage_s=args.stage_seconds,
+        p99_limit_ms=args.p99_limit, probe_topic=args.probe_topic, raw_frames=args.raw_frames,
+        progress_every_s=args.progress_every)
 
 
 def write_json(path: Path | None, result: dict[str, Any]) -> None:

@@ -49,7 +49,8 @@ class RunOptions:
     command_rate: float = 50.0
     start_rate: float = 500.0  # throughput: offered msg/s of the first stage
     rate_step: float = 1.5  # throughput: each stage offers this much more, until one is not sustained
-    stages: int = 8  # throughput: at most this many stages
+    stages: int = 8  # throughput: at most this many stages, refinement included
+    refine_stages: int = 0  # throughput: then bisect this often between the last sustained and the failed rate
     stage_s: float = 5.0
     p99_limit_ms: float = 50.0  # throughput: a stage is sustained only with p99 below this
     probe_topic: str = "ocpp/#"
@@ -185,8 +186,25 @@ class _CpuWindow:
         return {name: round(value, 2) for name, value in used.items()}
 
 
+def next_rate(results: list[dict[str, Any]], opts: RunOptions) -> float | None:
+    """The next stage's offered rate, or None when the ramp is done: grow by ``rate_step`` until a stage is not
+    sustained, then bisect between the best sustained and the lowest failed rate ``refine_stages`` times."""
+    if not results:
+        return opts.start_rate
+    offered = [(float(r["offered_msgs_per_s"]), bool(r["sustained"])) for r in results]
+    failed = [rate for rate, ok in offered if not ok]
+    if not failed:
+        return offered[-1][0] * opts.rate_step
+    sustained = [rate for rate, ok in offered if ok]
+    ramp = next(i for i, (_, ok) in enumerate(offered, 1) if not ok)
+    if not sustained or len(results) >= ramp + opts.refine_stages:
+        return None
+    return (max(sustained) + min(failed)) / 2
+
+
 async def _throughput(run: Run) -> dict[str, Any]:
-    """Offer ever more meter values per second until a stage is not sustained, then report the best."""
+    """Offer ever more meter values per second until a stage is not sustained, narrow the gap between the
+    last sustained and that rate by bisection (``refine_stages``), then report the best."""
     opts = run.opts
     assert opts.mqtt_url is not None and run.behaviour.marker_epoch is not None
     probe = LatencyProbe(run.behaviour.marker_epoch, raw_frames=opts.raw_frames)
@@ -196,8 +214,8 @@ async def _throughput(run: Run) -> dict[str, Any]:
     try:
         await run.all_accepted()
         await asyncio.sleep(1.0)  # every session starts right after its boot
-        rate = opts.start_rate
-        while len(results) < opts.stages and run.remaining() > opts.stage_s + DRAIN_S:
+        rate = next_rate(results, opts)
+        while rate is not None and len(results) < opts.stages and run.remaining() > opts.stage_s + DRAIN_S:
             start = time.time() + 0.2
             timed = probe.mark(start)
             run.fleet.broadcast("plan", [(start, sessions / rate)])
@@ -212,9 +230,7 @@ async def _throughput(run: Run) -> dict[str, Any]:
             sustained = delivered >= 0.95 * rate and (latency["p99"] or math.inf) <= opts.p99_limit_ms
             results.append({"offered_msgs_per_s": round(rate), "delivered_msgs_per_s": round(delivered, 1),
                             "latency_ms": latency, "sustained": sustained, "cpu_cores": cpu})
-            if not sustained:
-                break
-            rate *= opts.rate_step
+            rate = next_rate(results, opts)
     finally:
         await probe.close()
     best = max((r for r in results if r["sustained"]), key=lambda r: r["delivered_msgs_per_s"], default=None)
@@ -226,7 +242,7 @@ async def _throughput(run: Run) -> dict[str, Any]:
             "p99_limit_ms": opts.p99_limit_ms,
             "sustained_msgs_per_s": best["delivered_msgs_per_s"] if best else 0.0,
             "peak_msgs_per_s": peak["delivered_msgs_per_s"] if peak else 0.0,
-            "saturated": bool(results) and not results[-1]["sustained"],
+            "saturated": any(not r["sustained"] for r in results),
             "stages": results,
             "probe_messages": probe.messages,
             "probe_unmarked": probe.unmarked,
