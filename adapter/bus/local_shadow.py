@@ -79,7 +79,11 @@ class LocalShadowService:
         if doc is None:
             self._reply(f"{base}/rejected", {"code": 404, "message": f"No shadow exists with name: '{thing}'"})
             return
-        self._reply(f"{base}/accepted", {**doc, "timestamp": int(time.time()), **_token(request)})
+        state = dict(doc["state"])
+        diff = delta(state.get("desired", {}), state.get("reported", {}))
+        if diff:  # as IoT Core: a get also tells what desired still differs from reported
+            state["delta"] = diff
+        self._reply(f"{base}/accepted", {**doc, "state": state, "timestamp": int(time.time()), **_token(request)})
 
     def _delete(self, thing: str, base: str, request: Doc) -> None:
         doc = self._docs.pop(thing, None)

@@ -29,6 +29,12 @@ class Topics:
     def shadow_delta(self, cp: str) -> str:
         return f"{self.shadow.format(cp=cp)}/update/delta"
 
+    def shadow_get(self, cp: str) -> str:
+        return f"{self.shadow.format(cp=cp)}/get"
+
+    def shadow_get_accepted(self, cp: str) -> str:
+        return f"{self.shadow.format(cp=cp)}/get/accepted"
+
     def requests_of(self, cp: str) -> str:
         return f"{self.request_root}/{cp}/#"
 

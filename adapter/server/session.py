@@ -76,6 +76,7 @@ class ChargerSession:
         self._pending: asyncio.Future[IncomingResult | IncomingError] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._audit = ctx.settings.audit_log
+        self._desired_requested = False
         self._log_extra = {"charger_id": charger_id, "session_id": self.session_id}
         self.finished = asyncio.Event()
 
@@ -84,11 +85,13 @@ class ChargerSession:
         topics = self.ctx.bus.topics
         await self.link.subscribe(topics.requests_of(self.charger_id), self._on_request_message)
         await self.link.subscribe(topics.shadow_delta(self.charger_id), self.shadow.on_delta(self))
+        await self.link.subscribe(topics.shadow_get_accepted(self.charger_id), self.shadow.on_document(self))
         self._tasks = [asyncio.create_task(self._call_worker()), asyncio.create_task(self._request_worker())]
         self._lifecycle("connected", "connected", None)
         self.shadow.report({"connection": {"state": "connected", "ocpp_version": self.version.value,
                                            "adapter_id": self.ctx.adapter_id, "since": now_iso(),
                                            "remote_address": self.remote}})
+        self._catch_up_desired()
         self.ctx.spawn(self.ctx.store.record_connection(ConnectionRecord(
             self.session_id, self.charger_id, self.started_at, self.remote, self.version.value,
             self.ctx.adapter_id)))
@@ -112,6 +115,13 @@ class ChargerSession:
 
     async def close(self, code: int, reason: str) -> None:
         await self.ws.close(code, reason)
+
+    def _catch_up_desired(self) -> None:
+        """Once per session, as soon as the charger may be sent requests (at connect, or when its boot is
+        accepted), fetch the shadow so configuration desired while it was away is applied."""
+        if not self._desired_requested and self.ctx.csms.gate(self.state, "Heartbeat", "-1") is None:
+            self._desired_requested = True
+            self.shadow.request_document(self.ctx.bus.topics.shadow_get(self.charger_id), self)
 
     def _lifecycle(self, event: str, reason: str | None, code: int | None) -> None:
         topics = self.ctx.bus.topics
@@ -248,6 +258,7 @@ class ChargerSession:
             if draft.type == "boot":
                 self.shadow.report({"vendor": data["vendor"], "model": data["model"],
                                     "firmware": data["firmware"], "serial": data["serial"]})
+                self._catch_up_desired()
                 self.ctx.spawn(store.update_charger(
                     self.charger_id, vendor=data["vendor"], model=data["model"], serial=data["serial"],
                     firmware=data["firmware"], ocpp_version=self.version.value, last_seen=datetime.now(UTC)))

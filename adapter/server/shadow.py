@@ -51,18 +51,31 @@ class ShadowReporter:
         self._link.publish_nowait(self._topic, orjson.dumps({"state": {"reported": reported}}))
 
     def on_delta(self, session: ChargerSession) -> Callable[[str, bytes], None]:
+        """Desired configuration changed while the charger is connected."""
         def handle(topic: str, payload: bytes) -> None:
-            try:
-                state = orjson.loads(payload)["state"]
-            except (orjson.JSONDecodeError, KeyError, TypeError):
-                log.warning("malformed shadow delta ignored", extra={"charger_id": session.charger_id})
-                return
-            configuration = state.get("configuration") if isinstance(state, dict) else None
-            if isinstance(configuration, dict) and configuration:
-                task = asyncio.create_task(self.apply_configuration(session, configuration))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+            state = _state(payload, session)
+            if state is not None:
+                self._apply_soon(session, state.get("configuration"))
         return handle
+
+    def on_document(self, session: ChargerSession) -> Callable[[str, bytes], None]:
+        """The answer to ``request_document``: what was desired while the charger was away (IoT Core sends no
+        delta for changes made before a subscription existed). Answers to others' gets are not ours."""
+        def handle(topic: str, payload: bytes) -> None:
+            state = _state(payload, session, client_token=session.session_id)
+            delta = state.get("delta") if state is not None else None
+            if isinstance(delta, dict):
+                self._apply_soon(session, delta.get("configuration"))
+        return handle
+
+    def request_document(self, get_topic: str, session: ChargerSession) -> None:
+        self._link.publish_nowait(get_topic, orjson.dumps({"clientToken": session.session_id}))
+
+    def _apply_soon(self, session: ChargerSession, configuration: Any) -> None:
+        if isinstance(configuration, dict) and configuration:
+            task = asyncio.create_task(self.apply_configuration(session, configuration))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     async def apply_configuration(self, session: ChargerSession, desired: dict[str, Any]) -> None:
         applied: dict[str, Any] = {}
@@ -83,3 +96,16 @@ class ShadowReporter:
         if applied:
             report["configuration"] = applied
         self.report(report)
+
+
+def _state(payload: bytes, session: ChargerSession, client_token: str | None = None) -> dict[str, Any] | None:
+    """The ``state`` object of a shadow message, or None (malformed ones are logged)."""
+    try:
+        message = orjson.loads(payload)
+        state = message["state"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        log.warning("malformed shadow message ignored", extra={"charger_id": session.charger_id})
+        return None
+    if client_token is not None and message.get("clientToken") != client_token:
+        return None
+    return state if isinstance(state, dict) else None

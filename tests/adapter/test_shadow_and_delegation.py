@@ -61,6 +61,42 @@ async def test_desired_configuration_is_applied_and_reported(adapter: Any, probe
         assert report["state"]["reported"]["configuration"] == {key: 60}
 
 
+async def test_configuration_desired_while_offline_is_applied_when_the_charger_may_be_sent_requests(
+        adapter: Any, probe: MqttProbe, connect: Any) -> None:
+    await probe.subscribe("$aws/things/+/shadow/update/accepted")
+    await probe.subscribe("$aws/things/+/shadow/get/accepted")
+    for name in ("cpOff", "cpOff2"):
+        await probe.publish(f"$aws/things/{name}/shadow/update",
+                            {"state": {"desired": {"configuration": {"OCPPCommCtrlr.HeartbeatInterval": 90}
+                                                   if name == "cpOff2" else {"HeartbeatInterval": 90}}}})
+        await probe.next_on(f"$aws/things/{name}/shadow/update/accepted")
+
+    # 1.6 (pre-boot messages tolerated): at connect, before any boot
+    cp = await connect("cpOff", "ocpp1.6")
+    frame = await cp.incoming_calls.get()
+    assert frame[2:] == ["ChangeConfiguration", {"key": "HeartbeatInterval", "value": "90"}]
+    await cp.answer(frame, {"status": "Accepted"})
+    _, report = await probe.wait_for(lambda t, b: t == "$aws/things/cpOff/shadow/update/accepted"
+                                      and "configuration_status" in b["state"].get("reported", {}))
+    assert report["state"]["reported"]["configuration"] == {"HeartbeatInterval": 90}
+    await cp.close()
+    # applied once: the next session finds nothing left to apply
+    await connect("cpOff", "ocpp1.6")
+    _, document = await probe.wait_for(lambda t, b: t == "$aws/things/cpOff/shadow/get/accepted"
+                                        and b["state"]["reported"].get("connection", {}).get("state") == "connected"
+                                        and b["state"]["reported"].get("configuration") is not None)
+    assert "delta" not in document["state"] or "configuration" not in document["state"]["delta"]
+
+    # 2.0.1: nothing may be sent before the boot is accepted, so the shadow is read after it
+    cp2 = await connect("cpOff2", "ocpp2.0.1")
+    assert (await cp2.call("BootNotification", boot_2x()))[2]["status"] == "Accepted"
+    _, document = await probe.wait_for(lambda t, b: t == "$aws/things/cpOff2/shadow/get/accepted")
+    assert document["state"]["delta"] == {"configuration": {"OCPPCommCtrlr.HeartbeatInterval": 90}}
+    frame = await cp2.incoming_calls.get()
+    assert frame[2] == "SetVariables"
+    assert frame[3]["setVariableData"][0]["attributeValue"] == "90"
+
+
 async def test_delegated_authorization_with_deadline_and_fallback(adapter_factory: Any, probe: MqttProbe,
                                                                    connect: Any) -> None:
     adapter = await adapter_factory(auth_policy="delegate", delegate_timeout=0.5)
