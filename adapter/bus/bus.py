@@ -22,6 +22,7 @@ from awscrt import mqtt5
 
 from adapter.bus.client import MessageHandler, MqttClient, MqttUnavailable
 from adapter.bus.endpoint import MqttEndpoint
+from adapter.bus.nodelay import NodelayScheduler, NodelaySetter
 from adapter.bus.topics import Topics
 from adapter.observability import names
 from adapter.observability.metrics import METRICS
@@ -128,6 +129,7 @@ class Bus:
         self._control: MqttClient | None = None
         self._holders: dict[str, str] = {}  # charger id -> adapter id holding it, from lifecycle events
         self._tasks: list[asyncio.Task[None]] = []
+        self.nodelay = NodelayScheduler(NodelaySetter(endpoint.host, endpoint.port))
         self._awaiting_puback: deque[tuple[float, asyncio.Future[None]]] = deque()
         self.on_lifecycle: Callable[[str, str, dict[str, object]], None] | None = None
         self.on_orphan_request: Callable[[str, bytes], Coroutine[Any, Any, None]] | None = None
@@ -138,10 +140,11 @@ class Bus:
         return self._control
 
     async def start(self, connect_timeout: float = 10.0) -> None:
-        self._control = MqttClient(self.endpoint, f"{self.adapter_id}-control")
+        self._control = MqttClient(self.endpoint, f"{self.adapter_id}-control", on_connected=self.nodelay.request)
         self._control.start()
         if self.mode is MqttMode.SHARED:
-            self._pool = [MqttClient(self.endpoint, f"{self.adapter_id}-{i}") for i in range(self._pool_size)]
+            self._pool = [MqttClient(self.endpoint, f"{self.adapter_id}-{i}", on_connected=self.nodelay.request)
+                          for i in range(self._pool_size)]
             for client in self._pool:
                 client.start()
         await self._control.wait_connected(connect_timeout)
@@ -159,7 +162,7 @@ class Bus:
 
     def link(self, charger_id: str) -> Link:
         if self.mode is MqttMode.PER_CHARGER:
-            client = MqttClient(self.endpoint, charger_id)
+            client = MqttClient(self.endpoint, charger_id, on_connected=self.nodelay.request)
             client.start()
             return Link(self, charger_id, client, owned=True)
         client = self._pool[zlib.crc32(charger_id.encode()) % len(self._pool)]

@@ -53,10 +53,13 @@ def _sigv4_transform(region: str) -> Callable[[mqtt5.WebsocketHandshakeTransform
 
 class MqttClient:
     def __init__(self, endpoint: MqttEndpoint, client_id: str, *, keep_alive_s: int = 60,
-                 ack_timeout_s: int = 30, durable_session_s: int = 0) -> None:
+                 ack_timeout_s: int = 30, durable_session_s: int = 0,
+                 on_connected: Callable[[], None] | None = None) -> None:
         """``durable_session_s`` > 0 keeps the broker-side session (subscriptions and queued QoS 1 messages)
-        that long across disconnects, for subscribers that must not miss events."""
+        that long across disconnects, for subscribers that must not miss events. ``on_connected`` runs on the
+        loop after every (re)connection."""
         self.client_id = client_id
+        self._on_connected_hook = on_connected
         self._loop = asyncio.get_running_loop()
         self._handlers: dict[str, MessageHandler] = {}
         self._connected = asyncio.Event()
@@ -118,6 +121,8 @@ class MqttClient:
             log.info("mqtt reconnected", extra={"client_id": self.client_id})
         self._ever_connected = True
         self._connected.set()
+        if self._on_connected_hook is not None:
+            self._on_connected_hook()
         if self._handlers:
             self._send_subscribe(list(self._handlers))
 
