@@ -305,8 +305,9 @@ def _limits(report: Report) -> list[str]:
     if p50 is not None and 30.0 <= p50 <= 50.0:
         notes.append("- **commands**: a round trip near 40 ms is the signature of Nagle's algorithm meeting the"
                      " broker's delayed ACK on the service's MQTT connection: the response is published just"
-                     " after the request's PUBACK went out, and awscrt 0.36 cannot set TCP_NODELAY. The"
-                     " simulator's own MQTT client sets it, so this delay is not the instrument's.")
+                     " after the request's PUBACK went out. The adapter sets TCP_NODELAY on its broker sockets"
+                     " itself (awscrt has no option for it); its log says when it could not. The simulator's"
+                     " own MQTT client sets it too, so this delay is not the instrument's.")
     for name in ("throughput", "baseline"):
         if (result := report.results.get(name)) and not result["throughput"]["saturated"]:
             notes.append(f"- **{name}**: the ramp ended before a stage failed; the figure is a lower bound.")
