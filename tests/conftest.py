@@ -69,8 +69,7 @@ class MqttProbe:
         self._changed = asyncio.Event()
 
     async def subscribe(self, *filters: str) -> None:
-        for topic_filter in filters:
-            await self.client.subscribe(topic_filter, self._on_message)
+        await self.client.subscribe(dict.fromkeys(filters, self._on_message))
 
     def _on_message(self, topic: str, payload: bytes) -> None:
         try:

@@ -12,7 +12,7 @@ import enum
 import logging
 import zlib
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from concurrent.futures import Future
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -55,9 +55,9 @@ class Link:
         self._filters: list[str] = []
         self._in_flight: set[Future[mqtt5.PublishCompletionData]] = set()
 
-    async def subscribe(self, topic_filter: str, handler: MessageHandler) -> None:
-        self._filters.append(topic_filter)
-        await self.client.subscribe(topic_filter, handler)
+    async def subscribe(self, handlers: Mapping[str, MessageHandler]) -> None:
+        self._filters.extend(handlers)
+        await self.client.subscribe(handlers)
 
     def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> asyncio.Future[None]:
         return self.client.publish(topic, payload, retain=retain)
@@ -100,11 +100,10 @@ class Link:
                                 extra={"charger_id": self.charger_id, "unacknowledged": len(late)})
             await self.client.stop()
             return
-        for topic_filter in self._filters:
-            try:
-                await self.client.unsubscribe(topic_filter)
-            except Exception:  # the pool connection may be down; its handler is gone either way
-                log.debug("unsubscribe failed", extra={"charger_id": self.charger_id, "topic": topic_filter})
+        try:
+            await self.client.unsubscribe(self._filters)
+        except Exception:  # the pool connection may be down; its handlers are gone either way
+            log.debug("unsubscribe failed", extra={"charger_id": self.charger_id, "topics": self._filters})
 
 
 def _log_failure(error: Exception) -> None:
@@ -148,8 +147,8 @@ class Bus:
             for client in self._pool:
                 client.start()
         await self._control.wait_connected(connect_timeout)
-        await self._control.subscribe(self.topics.lifecycle_filter(), self._on_lifecycle)
-        await self._control.subscribe(f"$share/ocpp-adapter/{self.topics.all_requests()}", self._on_any_request)
+        await self._control.subscribe({self.topics.lifecycle_filter(): self._on_lifecycle,
+                                       f"$share/ocpp-adapter/{self.topics.all_requests()}": self._on_any_request})
         self._tasks.append(asyncio.create_task(self._expire_loop()))
         if self.outbox is not None and self._replay_outbox:
             self._tasks.append(asyncio.create_task(self._replay_loop()))

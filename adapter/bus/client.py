@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 
 from awscrt import auth, io, mqtt5
@@ -166,15 +166,16 @@ class MqttClient:
         crt_future.add_done_callback(done)
         return crt_future
 
-    async def subscribe(self, topic_filter: str, handler: MessageHandler) -> None:
-        self._handlers[topic_filter] = handler
-        if self.connected:
-            await asyncio.wrap_future(self._send_subscribe([topic_filter]))
+    async def subscribe(self, handlers: Mapping[str, MessageHandler]) -> None:
+        """All filters in one SUBSCRIBE: one round trip however many a session needs."""
+        self._handlers.update(handlers)
+        if self.connected and handlers:
+            await asyncio.wrap_future(self._send_subscribe(list(handlers)))
 
-    async def unsubscribe(self, topic_filter: str) -> None:
-        if self._handlers.pop(topic_filter, None) is not None and self.connected:
-            future = self._client.unsubscribe(mqtt5.UnsubscribePacket(topic_filters=[topic_filter]))
-            await asyncio.wrap_future(future)
+    async def unsubscribe(self, topic_filters: Iterable[str]) -> None:
+        known = [f for f in topic_filters if self._handlers.pop(f, None) is not None]
+        if known and self.connected:
+            await asyncio.wrap_future(self._client.unsubscribe(mqtt5.UnsubscribePacket(topic_filters=known)))
 
     def _send_subscribe(self, filters: list[str]) -> Future[mqtt5.SubackPacket]:
         subscriptions = [mqtt5.Subscription(f, mqtt5.QoS.AT_LEAST_ONCE) for f in filters]

@@ -24,7 +24,7 @@ class MqttDelegate:
         self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
 
     async def start(self) -> None:
-        await self._client.subscribe(self._topics.delegate_replies_of("+"), self._on_reply)
+        await self._client.subscribe({self._topics.delegate_replies_of("+"): self._on_reply})
 
     def _on_reply(self, topic: str, payload: bytes) -> None:
         future = self._waiting.get(topic.rsplit("/", 1)[-1])

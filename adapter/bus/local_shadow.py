@@ -52,8 +52,8 @@ class LocalShadowService:
         self._docs: dict[str, Doc] = {}
 
     async def start(self) -> None:
-        for op in ("update", "get", "delete"):
-            await self._client.subscribe(f"{self._root}/+/shadow/{op}", self._on_message)
+        await self._client.subscribe({f"{self._root}/+/shadow/{op}": self._on_message
+                                      for op in ("update", "get", "delete")})
 
     def _on_message(self, topic: str, payload: bytes) -> None:
         parts = topic.split("/")

@@ -83,9 +83,9 @@ class ChargerSession:
     # ---- lifecycle -------------------------------------------------------------------------------------------
     async def run(self) -> None:
         topics = self.ctx.bus.topics
-        await self.link.subscribe(topics.requests_of(self.charger_id), self._on_request_message)
-        await self.link.subscribe(topics.shadow_delta(self.charger_id), self.shadow.on_delta(self))
-        await self.link.subscribe(topics.shadow_get_accepted(self.charger_id), self.shadow.on_document(self))
+        await self.link.subscribe({topics.requests_of(self.charger_id): self._on_request_message,
+                                   topics.shadow_delta(self.charger_id): self.shadow.on_delta(self),
+                                   topics.shadow_get_accepted(self.charger_id): self.shadow.on_document(self)})
         self._tasks = [asyncio.create_task(self._call_worker()), asyncio.create_task(self._request_worker())]
         self._lifecycle("connected", "connected", None)
         self.shadow.report({"connection": {"state": "connected", "ocpp_version": self.version.value,
