@@ -13,6 +13,7 @@ import asyncio
 import logging
 import os
 import socket
+import threading
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -32,12 +33,17 @@ class NodelaySetter:
         self.host = host
         self.port = port
         self._seen: set[str] = set()
+        self._lock = threading.Lock()
 
     def scan(self) -> int:
         """Turn Nagle off on every new TCP socket connected to the broker; returns how many. Blocking (DNS, a
         scan of the process's descriptors): call it off the event loop."""
         if not _FDS.is_dir():
             return 0
+        with self._lock:  # one scan at a time: each builds on the last one's findings
+            return self._scan()
+
+    def _scan(self) -> int:
         peers = broker_addresses(self.host, self.port)
         seen: set[str] = set()
         done = 0
@@ -79,9 +85,10 @@ def _set_if_towards(fd: int, peers: set[tuple[str, int]]) -> bool | None:
 
 class NodelayScheduler:
     """Batches requests: however many clients connect in a burst (a boot storm in per-charger mode), one scan
-    runs shortly after, on a worker thread."""
+    runs a second later, on a worker thread. A scan reads one link per open descriptor (tens of milliseconds at
+    20,000 chargers), so the delay also bounds its share of a core during a storm."""
 
-    def __init__(self, setter: NodelaySetter, delay_s: float = 0.2) -> None:
+    def __init__(self, setter: NodelaySetter, delay_s: float = 1.0) -> None:
         self.setter = setter
         self.delay_s = delay_s
         self._waiting = False
