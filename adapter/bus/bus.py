@@ -72,6 +72,7 @@ class Link:
         """Put the event on the wire now; the returned coroutine ends once it is safe: PUBACKed, or else
         written to the durable outbox. Await several in turn: they are all in flight already."""
         future = self.publish(topic, payload)
+        future.add_done_callback(_retrieved)  # a session that ended never awaits it; its outcome is moot
         self.bus.expire_later(future)
         return self._settle_durably(future, topic, payload, item_id)
 
@@ -104,6 +105,11 @@ class Link:
             await self.client.unsubscribe(self._filters)
         except Exception:  # the pool connection may be down; its handlers are gone either way
             log.debug("unsubscribe failed", extra={"charger_id": self.charger_id, "topics": self._filters})
+
+
+def _retrieved(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _log_failure(error: Exception) -> None:
