@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
@@ -49,17 +49,6 @@ def compiled(version: Version, action: str, response: bool) -> CompiledSchema | 
     schema = orjson.loads(path.read_bytes())
     schema.pop("$id", None)
     return fastjsonschema.compile(schema, use_default=False)
-
-
-def all_schemas() -> Iterator[tuple[Version, str, bool]]:
-    """(version, action, response) of every schema file shipped, in the form ``compiled`` takes."""
-    for version in Version:
-        for path in sorted(version.schema_dir.glob("*.json")):
-            name = path.stem
-            if name.endswith("Response"):
-                yield version, name.removesuffix("Response"), True
-            else:
-                yield version, name.removesuffix("Request"), False
 
 
 def _locate(payload: Any, path: list[str]) -> tuple[Any, str | int] | None:

@@ -24,7 +24,6 @@ from adapter.csms.central_system import CentralSystem
 from adapter.csms.policy import AuthPolicy, BootPolicy, CsmsPolicy
 from adapter.observability import names
 from adapter.observability.metrics import METRICS, run_emf_flusher
-from adapter.ocpp.validation import all_schemas, compiled
 from adapter.security.auth import Authenticator
 from adapter.security.limits import TokenBucket
 from adapter.security.provisioning import ThingProvisioner
@@ -100,7 +99,6 @@ class Adapter:
             server_header="ocpp-gateway",
         )
         self._loops.append(asyncio.create_task(self._idle_sweeper()))
-        self._loops.append(asyncio.create_task(_warm_schemas()))
         if s.emf_metrics:
             self._loops.append(asyncio.create_task(
                 run_emf_flusher(METRICS, 60.0, lambda line: print(line, file=sys.stdout, flush=True))))
@@ -242,11 +240,3 @@ async def run(settings: Settings, *, primary: bool = True, reuse_port: bool = Fa
     await stop.wait()
     log.info("shutting down")
     await adapter.shutdown()
-
-
-async def _warm_schemas() -> None:
-    """Compile every schema before its first use (about 5 ms each, 515 in 2.6 s), one per loop turn, so the
-    first message of each action after a start does not pay for it."""
-    for version, action, response in all_schemas():
-        compiled(version, action, response)
-        await asyncio.sleep(0)
