@@ -46,6 +46,7 @@ class ShadowReporter:
         self._link = link
         self._topic = update_topic
         self._tasks: set[asyncio.Task[None]] = set()
+        self._seen_version = -1
 
     def report(self, reported: dict[str, Any]) -> None:
         self._link.publish_nowait(self._topic, orjson.dumps({"state": {"reported": reported}}))
@@ -53,7 +54,7 @@ class ShadowReporter:
     def on_delta(self, session: ChargerSession) -> Callable[[str, bytes], None]:
         """Desired configuration changed while the charger is connected."""
         def handle(topic: str, payload: bytes) -> None:
-            state = _state(payload, session)
+            state = self._fresh_state(payload, session)
             if state is not None:
                 self._apply_soon(session, state.get("configuration"))
         return handle
@@ -62,7 +63,7 @@ class ShadowReporter:
         """The answer to ``request_document``: what was desired while the charger was away (IoT Core sends no
         delta for changes made before a subscription existed). Answers to others' gets are not ours."""
         def handle(topic: str, payload: bytes) -> None:
-            state = _state(payload, session, client_token=session.session_id)
+            state = self._fresh_state(payload, session, client_token=session.session_id)
             delta = state.get("delta") if state is not None else None
             if isinstance(delta, dict):
                 self._apply_soon(session, delta.get("configuration"))
@@ -76,6 +77,26 @@ class ShadowReporter:
             task = asyncio.create_task(self.apply_configuration(session, configuration))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+
+    def _fresh_state(self, payload: bytes, session: ChargerSession,
+                     client_token: str | None = None) -> dict[str, Any] | None:
+        """The ``state`` of a shadow message not seen yet, or None. A change desired just as the session starts
+        arrives twice, as a delta and in the document it asked for, with the same shadow version: apply it once.
+        Malformed messages are logged."""
+        try:
+            message = orjson.loads(payload)
+            state = message["state"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            log.warning("malformed shadow message ignored", extra={"charger_id": session.charger_id})
+            return None
+        if client_token is not None and message.get("clientToken") != client_token:
+            return None
+        version = message.get("version")
+        if isinstance(version, int):
+            if version <= self._seen_version:
+                return None
+            self._seen_version = version
+        return state if isinstance(state, dict) else None
 
     async def apply_configuration(self, session: ChargerSession, desired: dict[str, Any]) -> None:
         applied: dict[str, Any] = {}
@@ -96,16 +117,3 @@ class ShadowReporter:
         if applied:
             report["configuration"] = applied
         self.report(report)
-
-
-def _state(payload: bytes, session: ChargerSession, client_token: str | None = None) -> dict[str, Any] | None:
-    """The ``state`` object of a shadow message, or None (malformed ones are logged)."""
-    try:
-        message = orjson.loads(payload)
-        state = message["state"]
-    except (orjson.JSONDecodeError, KeyError, TypeError):
-        log.warning("malformed shadow message ignored", extra={"charger_id": session.charger_id})
-        return None
-    if client_token is not None and message.get("clientToken") != client_token:
-        return None
-    return state if isinstance(state, dict) else None

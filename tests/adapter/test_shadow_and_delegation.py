@@ -79,6 +79,14 @@ async def test_configuration_desired_while_offline_is_applied_when_the_charger_m
     _, report = await probe.wait_for(lambda t, b: t == "$aws/things/cpOff/shadow/update/accepted"
                                       and "configuration_status" in b["state"].get("reported", {}))
     assert report["state"]["reported"]["configuration"] == {"HeartbeatInterval": 90}
+    # the same change again, as a delta of a version already seen (it raced the document): not applied twice
+    await probe.publish("$aws/things/cpOff/shadow/update/delta",
+                        {"state": {"configuration": {"HeartbeatInterval": 90}}, "version": 1})
+    await probe.publish("$aws/things/cpOff/shadow/update",
+                        {"state": {"desired": {"configuration": {"MeterValueSampleInterval": 30}}}})
+    frame = await cp.incoming_calls.get()
+    assert frame[2:] == ["ChangeConfiguration", {"key": "MeterValueSampleInterval", "value": "30"}]
+    await cp.answer(frame, {"status": "Accepted"})
     await cp.close()
     # applied once: the next session finds nothing left to apply
     await connect("cpOff", "ocpp1.6")
