@@ -63,6 +63,8 @@ class ShadowReporter:
         """The answer to ``request_document``: what was desired while the charger was away (IoT Core sends no
         delta for changes made before a subscription existed). Answers to others' gets are not ours."""
         def handle(topic: str, payload: bytes) -> None:
+            if self._seen_version >= 0:  # a live delta came first and carried whatever is pending
+                return
             state = self._fresh_state(payload, session, client_token=session.session_id)
             delta = state.get("delta") if state is not None else None
             if isinstance(delta, dict):
