@@ -78,6 +78,9 @@ class OcppLink:
             except TimeoutError:
                 self.stats.error("call_timeout")
                 raise CallTimeout(action) from None
+            except asyncio.CancelledError:
+                self.stats.calls_cut += 1
+                raise
             if frame is None:
                 continue
             kind = frame[0]

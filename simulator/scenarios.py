@@ -328,6 +328,8 @@ def _result(opts: RunOptions, specs: list[ChargerSpec], processes: int, stats: S
         "worker_cpu_s": round(stats.cpu_s, 2),
         "messages_sent": stats.messages_sent,
         "messages_received": stats.messages_received,
+        "calls": stats.calls,
+        "calls_cut_at_stop": stats.calls_cut,
         "throughput_msgs_per_s": round(stats.messages_sent / elapsed, 1),
         "latency_ms": stats.latency.summary(),
         "call_latency_ms": stats.latency.summary(),

@@ -91,6 +91,7 @@ class Stats:
     messages_sent: int = 0
     messages_received: int = 0
     calls: int = 0
+    calls_cut: int = 0  # CALLs sent whose answer was still awaited when the run stopped the charger
     cpu_s: float = 0.0  # CPU time the worker processes used
     disconnects: int = 0  # closed by the server or the network, not by the charger
     storm_disconnects: int = 0  # the same, but during a reconnect storm the scenario caused
@@ -116,8 +117,8 @@ class Stats:
 
     def merge(self, other: Stats) -> None:
         for name in ("chargers", "connected", "max_connected", "accepted", "accepted_after_storm",
-                     "messages_sent", "messages_received", "calls", "cpu_s", "disconnects", "storm_disconnects",
-                     "reconnects"):
+                     "messages_sent", "messages_received", "calls", "calls_cut", "cpu_s", "disconnects",
+                     "storm_disconnects", "reconnects"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         if other.started_at and (not self.started_at or other.started_at < self.started_at):
             self.started_at = other.started_at
