@@ -28,7 +28,7 @@ from adapter.security.auth import Authenticator
 from adapter.security.limits import TokenBucket
 from adapter.security.provisioning import ThingProvisioner
 from adapter.security.tls import server_ssl_context
-from adapter.server import requests
+from adapter.server import heap, requests
 from adapter.server.context import AdapterContext
 from adapter.server.handshake import Handshake
 from adapter.server.session import CLOSE_GOING_AWAY, CLOSE_NORMAL, ChargerSession
@@ -233,6 +233,7 @@ def with_credentials(url: str, username: str | None, password: str | None) -> st
 async def run(settings: Settings, *, primary: bool = True, reuse_port: bool = False) -> None:
     adapter = Adapter(settings, primary=primary, reuse_port=reuse_port)
     await adapter.start()
+    heap.settle_for_serving()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -155,11 +155,11 @@ class ChargerSession:
         event = self.conn.receive(raw)
         if isinstance(event, IncomingCall):
             METRICS.inc(names.MESSAGES_IN, Action=event.action)
-            self._audit_frame("in", 2, event.message_id, event.action, event.payload)
+            self._audit_frame("in", 2, event.message_id, event.action, raw)
             self._calls.put_nowait(_Queued(event, raw, now_iso(), started))
         elif isinstance(event, IncomingResult | IncomingError):
             self._audit_frame("in", 3 if isinstance(event, IncomingResult) else 4, event.message_id,
-                              event.action, getattr(event, "payload", None))
+                              event.action, raw)
             if self._pending is not None and not self._pending.done():
                 self._pending.set_result(event)
         elif isinstance(event, Rejected):
@@ -183,10 +183,12 @@ class ChargerSession:
         except ConnectionClosed:
             log.info("could not answer: connection closed", extra=self._log_extra)
 
-    def _audit_frame(self, direction: str, mtype: int, message_id: str, action: str | None, payload: Any) -> None:
+    def _audit_frame(self, direction: str, mtype: int, message_id: str, action: str | None,
+                     frame: str | bytes) -> None:
         if self._audit:
+            text = frame if isinstance(frame, str) else frame.decode("utf-8", "replace")
             self.ctx.store.audit(AuditEntry(datetime.now(UTC), self.charger_id, direction, mtype, message_id,
-                                            action, payload))
+                                            action, text))
 
     # ---- charger calls ---------------------------------------------------------------------------------------
     async def _call_worker(self) -> None:
@@ -220,9 +222,10 @@ class ChargerSession:
         METRICS.observe(names.MESSAGE_LATENCY_MS, (time.perf_counter() - q.started) * 1000.0)
         self._after(drafts)
         if not call.unconfirmed:
-            await self._send(self.conn.result(call, response))
+            answer = self.conn.result(call, response)
+            await self._send(answer)
             METRICS.inc(names.MESSAGES_OUT, Action=call.action)
-            self._audit_frame("out", 3, call.message_id, call.action, response)
+            self._audit_frame("out", 3, call.message_id, call.action, answer)
 
     async def _publish(self, drafts: list[EventDraft], origin: Origin, warnings: list[str]) -> bool:
         """Billing events are handed off durably before the charger is answered; the rest fire and forget."""
@@ -326,7 +329,7 @@ class ChargerSession:
             self._pending = loop.create_future()
             try:
                 await self.ws.send(text)
-                self._audit_frame("out", 2, message_id, request.operation, request.payload)
+                self._audit_frame("out", 2, message_id, request.operation, text)
                 async with asyncio.timeout(remaining):
                     answer = await self._pending
             except TimeoutError:

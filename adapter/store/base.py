@@ -67,13 +67,20 @@ class TransactionRecord:
 
 @dataclass
 class AuditEntry:
+    """One OCPP-J frame as it crossed the wire.
+
+    The frame is kept as the text itself, not a parsed payload: that is what a dispute needs (lenient mode
+    normalizes what it accepts), and a string costs nothing to keep while the entry waits for its batch,
+    where a parsed payload is a tree of objects the garbage collector keeps scanning.
+    """
+
     at: datetime
     charger_id: str
     direction: str  # "in" | "out"
     message_type: int
     message_id: str
     action: str | None
-    payload: Any
+    frame: str
 
 
 @dataclass

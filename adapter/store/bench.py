@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+import orjson
 from pymongo import MongoClient
 
 from adapter.store.async_store import AsyncStore
@@ -27,18 +28,18 @@ from adapter.store.mongo import Document, MongoStore
 from adapter.store.records import now_utc
 from adapter.store.sqlite import SqliteStore
 
-PAYLOAD = {
+FRAME = orjson.dumps([2, "msg-1", "MeterValues", {
     "connectorId": 1, "transactionId": 42,
     "meterValue": [{"timestamp": "2026-01-01T00:00:00Z", "sampledValue": [
         {"value": "1234.5", "measurand": "Energy.Active.Import.Register", "unit": "Wh"},
         {"value": "16.0", "measurand": "Current.Import", "unit": "A", "phase": "L1"},
     ]}],
-}
+}]).decode()
 
 
 async def measure(store: Store, entries: int, lookups: int) -> dict[str, float]:
     astore = AsyncStore(store, audit_batch=min(500, entries), audit_buffer=entries)
-    entry = AuditEntry(now_utc(), "CP-1", "in", 2, "msg-1", "MeterValues", PAYLOAD)
+    entry = AuditEntry(now_utc(), "CP-1", "in", 2, "msg-1", "MeterValues", FRAME)
     started = time.perf_counter()
     for _ in range(entries):
         astore.audit(entry)

@@ -55,8 +55,8 @@ class Spy:
         self.inner.close()
 
 
-def entry(i: int, payload: object = None) -> AuditEntry:
-    return AuditEntry(now_utc() - timedelta(seconds=1000 - i), "CP-1", "in", 2, f"m{i}", "Heartbeat", payload)
+def entry(i: int, frame: str = "[2,\"m\",\"Heartbeat\",{}]") -> AuditEntry:
+    return AuditEntry(now_utc() - timedelta(seconds=1000 - i), "CP-1", "in", 2, f"m{i}", "Heartbeat", frame)
 
 
 async def next_write(spy: Spy) -> int:
@@ -175,7 +175,7 @@ async def test_background_flusher_survives_store_outage(store, caplog):
 
 async def test_unencodable_entries_are_dropped_not_retried_forever(store):
     astore = AsyncStore(store, audit_batch=1)
-    astore.audit(entry(1, payload=object()))
+    astore.audit(entry(1, frame="\ud800"))  # a lone surrogate: no store can encode it
     astore.audit(entry(2))
     await astore.flush()
     assert astore.audit_dropped == 1

@@ -8,6 +8,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import mongomock
+import orjson
 import pytest
 
 from adapter.store.base import (
@@ -33,9 +34,9 @@ def full_charger(charger_id: str = "CP-1") -> ChargerRecord:
     )
 
 
-def audit(charger_id: str, at: datetime, message_id: str = "m", payload: object = None) -> AuditEntry:
+def audit(charger_id: str, at: datetime, message_id: str = "m", frame: str = "") -> AuditEntry:
     return AuditEntry(at=at, charger_id=charger_id, direction="in", message_type=2, message_id=message_id,
-                      action="Heartbeat", payload=payload)
+                      action="Heartbeat", frame=frame or f'[2,"{message_id}","Heartbeat",{{}}]')
 
 
 # -- chargers ---------------------------------------------------------------------------------------
@@ -149,15 +150,16 @@ def test_id_tokens_crud(store):
 # -- audit log --------------------------------------------------------------------------------------
 def test_audit_append_and_list(store):
     now = now_utc()
-    payloads = [HOSTILE, [1, "two"], None, "text"]
-    store.append_audit([audit("CP-1", now - timedelta(seconds=10 - i), f"m{i}", p)
-                        for i, p in enumerate(payloads)])
+    frames = [orjson.dumps([2, "m0", "DataTransfer", HOSTILE]).decode(), '[2,"m1","Heartbeat",{}]',
+              "not json at all", '[3,"m3",{"currentTime":"2026-01-01T00:00:00Z"}]  ']
+    store.append_audit([audit("CP-1", now - timedelta(seconds=10 - i), f"m{i}", f)
+                        for i, f in enumerate(frames)])
     store.append_audit([audit("CP-2", now, "x")])
     store.append_audit([])
 
     listed = store.list_audit("CP-1")
     assert [e.message_id for e in listed] == ["m3", "m2", "m1", "m0"]
-    assert [e.payload for e in reversed(listed)] == payloads
+    assert [e.frame for e in reversed(listed)] == frames  # kept exactly, byte for byte
     assert len(store.list_audit()) == 5
     assert [e.message_id for e in store.list_audit(limit=2)] == ["x", "m3"]
 
@@ -166,11 +168,11 @@ def test_a_large_audit_batch_keeps_every_entry_in_order(store):
     """Batches are written in chunks (sqlite: multi-row INSERTs); none may be lost or reordered at a seam."""
     now = now_utc()
     count = 700
-    store.append_audit([audit("CP-1", now - timedelta(milliseconds=count - i), f"m{i}", {"n": i})
+    store.append_audit([audit("CP-1", now - timedelta(milliseconds=count - i), f"m{i}")
                         for i in range(count)])
     listed = list(reversed(store.list_audit("CP-1", limit=count + 1)))
     assert [e.message_id for e in listed] == [f"m{i}" for i in range(count)]
-    assert [e.payload for e in listed] == [{"n": i} for i in range(count)]
+    assert [e.frame for e in listed] == [f'[2,"m{i}","Heartbeat",{{}}]' for i in range(count)]
 
 
 def test_audit_entries_past_ttl_are_not_listed(make_store):

@@ -61,7 +61,7 @@ def test_transaction_ids_are_unique_across_processes(tmp_path):
 
 
 def _audit(age_s: float) -> AuditEntry:
-    return AuditEntry(now_utc() - timedelta(seconds=age_s), "CP-1", "in", 2, f"m{age_s}", "Heartbeat", {})
+    return AuditEntry(now_utc() - timedelta(seconds=age_s), "CP-1", "in", 2, f"m{age_s}", "Heartbeat", "[]")
 
 
 def _rows(store: SqliteStore) -> int:
