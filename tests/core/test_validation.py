@@ -50,3 +50,22 @@ def test_unknown_action_is_not_implemented() -> None:
     with pytest.raises(OcppError) as info:
         validate(Version.V201, "MadeUp", {}, response=False, strict=False)
     assert info.value.kind.code(Version.V201) == "NotImplemented"
+
+
+def test_explainer_is_compiled_only_for_a_first_rejection(monkeypatch: pytest.MonkeyPatch) -> None:
+    """fastjsonschema takes up to 66 ms to compile a schema: valid traffic must never pay for it."""
+    import fastjsonschema
+
+    from adapter.ocpp.validation import CompiledSchema
+
+    real_compile = fastjsonschema.compile
+    compiles: list[object] = []
+    monkeypatch.setattr(fastjsonschema, "compile", lambda *a, **k: compiles.append(a) or real_compile(*a, **k))
+    check = CompiledSchema({"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]})
+    assert check.accepts({"n": 1})
+    assert not check.accepts({"n": "1"})
+    assert compiles == []
+    for _ in range(2):
+        with pytest.raises(fastjsonschema.JsonSchemaValueException):
+            check.explain({"n": "1"})
+    assert len(compiles) == 1
