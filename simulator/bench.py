@@ -16,6 +16,7 @@ import math
 import os
 import platform
 import shlex
+import signal
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -183,6 +184,9 @@ def main(args: argparse.Namespace) -> int:
     if args.render is not None:
         report = Report(**json.loads(args.render.read_text()))
     else:
+        # SIGTERM unwinds like Ctrl-C, so the broker and the adapter it started stop too instead of outliving it
+        # (a forgotten adapter reconnecting to a dead broker skewed later runs).
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
         bench = Bench(args)
         try:
             uvloop.run(_run_parts(bench))

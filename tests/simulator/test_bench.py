@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -23,3 +24,31 @@ def test_the_bench_starts_everything_and_writes_its_report(tmp_path: Path) -> No
     text = report.read_text()
     assert "| Boot storm | 10,000 chargers all accepted within 30 s | all 20 accepted in" in text
     assert "## End-to-end throughput ramp: no-parsing relay (the ceiling)" in text
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_a_terminated_bench_stops_the_services_it_started(tmp_path: Path) -> None:
+    bench = subprocess.Popen([sys.executable, "-m", "simulator", "bench", "--only", "hold", "--chargers", "5",
+                              "--duration", "120", "--workers", "1", "--output", str(tmp_path / "b.md"),
+                              "--workdir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert bench.stderr is not None
+    for line in bench.stderr:  # progress lines start once the broker and the adapter are up
+        if line.startswith("soak"):
+            break
+    services = _children(bench.pid)
+    assert len(services) >= 2, "broker and adapter"
+    bench.terminate()
+    bench.communicate(timeout=60)
+    assert [pid for pid in services if Path(f"/proc/{pid}").exists()] == []
