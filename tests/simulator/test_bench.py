@@ -24,6 +24,15 @@ def test_the_bench_starts_everything_and_writes_its_report(tmp_path: Path) -> No
     text = report.read_text()
     assert "| Boot storm | 10,000 chargers all accepted within 30 s | all 20 accepted in" in text
     assert "## End-to-end throughput ramp: no-parsing relay (the ceiling)" in text
+    assert text.startswith("# Benchmarks: one adapter process\n")
+    assert "| Concurrent chargers held by one adapter | 5,000 in per-charger mode, 0 unexpected" in text
+    saved = json.loads(data.read_text())
+    data.write_text(json.dumps({**saved, "adapter_workers": 2}))
+    subprocess.run([sys.executable, "-m", "simulator", "bench", "--render", str(data), "--output", str(report)],
+                   check=True, timeout=60, stdout=subprocess.DEVNULL)
+    fleet = report.read_text()
+    assert fleet.startswith("# Benchmarks\n")
+    assert "| Concurrent chargers held by one adapter | 20,000 for 10 min, 0 unexpected" in fleet
 
 
 def _children(pid: int) -> list[int]:
