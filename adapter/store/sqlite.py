@@ -24,7 +24,15 @@ from adapter.store.tabular import TabularStore
 MEMORY = ":memory:"
 _AUTO_KEY = "seq"  # rowid alias for tables without a natural key (the audit log)
 _COLUMN_TYPES = {int: "INTEGER", float: "REAL", bytes: "BLOB"}
-_ROWS_PER_INSERT = 256  # a fixed size keeps the statement in sqlite3's cache; 256 x 7 columns < 32,766 variables
+_ROWS_PER_INSERT = 256  # 256 x 7 columns < 32,766 variables
+
+
+def _chunk_sizes(count: int) -> list[int]:
+    """Full chunks, then the rest in powers of two: nine statements of fixed shape serve every batch size.
+    One statement per distinct rest would fill sqlite3's statement cache (128 entries, up to ~150 KB each:
+    ~20 MB per process) and prepare a new one on most flushes."""
+    full, rest = divmod(count, _ROWS_PER_INSERT)
+    return [_ROWS_PER_INSERT] * full + [1 << bit for bit in range(rest.bit_length() - 1, -1, -1) if rest >> bit & 1]
 
 
 def _key(table: Table[Any]) -> str:
@@ -103,9 +111,11 @@ class SqliteStore(TabularStore):
         """Multi-row INSERTs rather than ``executemany``: sqlite3 releases and retakes the GIL around every
         statement step, and a row per step makes the writer thread fight the event loop for it."""
         with self._write() as db:
-            for start in range(0, len(rows), _ROWS_PER_INSERT):
-                chunk = rows[start:start + _ROWS_PER_INSERT]
-                db.execute(self._insert_sql(table, chunk[0], len(chunk)),
+            start = 0
+            for size in _chunk_sizes(len(rows)):
+                chunk = rows[start:start + size]
+                start += size
+                db.execute(self._insert_sql(table, chunk[0], size),
                            [value for row in chunk for value in row.values()])
 
     @staticmethod

@@ -105,3 +105,23 @@ def test_unsupported_urls_are_refused_without_echoing_credentials(url):
 def test_bad_audit_ttl_is_refused():
     with pytest.raises(ValueError, match="audit_ttl_s"):
         open_store("memory://", audit_ttl_s=0)
+
+
+def test_audit_batches_of_any_size_share_a_few_statement_shapes(tmp_path, monkeypatch):
+    """One statement per distinct batch size would fill sqlite3's statement cache (~20 MB per process)."""
+    shapes: set[str] = set()
+    real = SqliteStore._insert_sql
+
+    def recording(table, row, count=1):
+        sql = real(table, row, count)
+        shapes.add(sql)
+        return sql
+
+    monkeypatch.setattr(SqliteStore, "_insert_sql", staticmethod(recording))
+    store = SqliteStore(tmp_path / "gw.db")
+    sizes = range(1, 700)
+    for size in sizes:
+        store.append_audit([_audit(0) for _ in range(size)])
+    assert _rows(store) == sum(sizes)
+    assert len(shapes) <= 9
+    store.close()
