@@ -2,7 +2,8 @@
 
 The audit log is on the per-message hot path, so ``audit()`` only appends to an in-memory buffer and a
 background task writes it in batches. The buffer is bounded: if the store falls behind, the oldest
-entries are dropped and counted (``audit_dropped``) rather than letting memory grow without limit.
+entries are dropped and counted (``audit_dropped``, and the ``Errors`` metric with Kind ``audit_dropped``, so
+an alarm sees it) rather than letting memory grow without limit.
 Batches are large (up to 2,000 entries, at least once a second) because each commit costs the embedded
 store as much as a few hundred rows.
 """
@@ -19,6 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 
+from adapter.observability import names
+from adapter.observability.metrics import METRICS
 from adapter.store.base import (
     AuditEntry,
     ChargerRecord,
@@ -48,6 +51,7 @@ class AsyncStore:
         self._buffer: deque[AuditEntry] = deque(maxlen=audit_buffer)
         self._failed: list[AuditEntry] = []  # a batch whose write failed goes again before newer ones
         self._failing = False
+        self._overflowing = False  # logged once per episode, until a flush empties the buffer
         self._executor = ThreadPoolExecutor(max_workers=workers or store.max_workers,
                                             thread_name_prefix="store")
         self._wake = asyncio.Event()
@@ -84,7 +88,11 @@ class AsyncStore:
             return
         buffer = self._buffer
         if len(buffer) == buffer.maxlen:
-            self.audit_dropped += 1
+            self._dropped(1)
+            if not self._overflowing:
+                self._overflowing = True
+                log.warning("audit: buffer full (%d entries), dropping the oldest until the store catches up",
+                            len(buffer))
         buffer.append(entry)
         if len(buffer) >= self._batch:
             self._wake.set()
@@ -105,8 +113,13 @@ class AsyncStore:
                     await self._run(self.store.append_audit, self._failed)
                 except (TypeError, ValueError):  # an entry that cannot be encoded will never succeed
                     log.exception("audit: dropping a batch of %d unencodable entries", len(self._failed))
-                    self.audit_dropped += len(self._failed)
+                    self._dropped(len(self._failed))
                 self._failed = []
+            self._overflowing = False
+
+    def _dropped(self, count: int) -> None:
+        self.audit_dropped += count
+        METRICS.inc(names.ERRORS, count, Kind="audit_dropped")
 
     async def _flush_loop(self) -> None:
         while not self._closing:

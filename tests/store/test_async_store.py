@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from adapter.observability.metrics import METRICS
 from adapter.store.async_store import AsyncStore
 from adapter.store.base import (
     AuditEntry,
@@ -116,13 +117,25 @@ async def test_audit_is_flushed_every_interval(store):
     await astore.close()
 
 
-async def test_full_buffer_drops_the_oldest_and_counts(store):
+def _dropped_metric() -> float:
+    prefix = 'ocpp_adapter_errors_total{kind="audit_dropped"} '
+    lines = [line for line in METRICS.render_prometheus().splitlines() if line.startswith(prefix)]
+    return float(lines[0].removeprefix(prefix)) if lines else 0.0
+
+
+async def test_full_buffer_drops_the_oldest_counts_and_warns_once(store, caplog):
+    before = _dropped_metric()
     astore = AsyncStore(store, audit_batch=2, audit_buffer=3)
     for i in range(5):
         astore.audit(entry(i))
     assert (astore.audit_dropped, astore.audit_buffered) == (2, 3)
+    assert _dropped_metric() - before == 2
+    assert caplog.text.count("buffer full") == 1
     await astore.flush()
     assert [e.message_id for e in store.list_audit()] == ["m4", "m3", "m2"]
+    for i in range(5, 9):  # a new episode after the store caught up warns again
+        astore.audit(entry(i))
+    assert caplog.text.count("buffer full") == 2
     await astore.close()
 
 
@@ -177,8 +190,10 @@ async def test_unencodable_entries_are_dropped_not_retried_forever(store):
     astore = AsyncStore(store, audit_batch=1)
     astore.audit(entry(1, frame="\ud800"))  # a lone surrogate: no store can encode it
     astore.audit(entry(2))
+    before = _dropped_metric()
     await astore.flush()
     assert astore.audit_dropped == 1
+    assert _dropped_metric() - before == 1
     assert [e.message_id for e in store.list_audit()] == ["m2"]
     await astore.close()
 
