@@ -1,8 +1,8 @@
 """Schema validation with the official OCPP JSON schemas, compiled once per (version, action, direction).
 
-Two validators share the work. jsonschema-rs gives the verdict: it answers "valid?" in about a microsecond, where
-the Python code fastjsonschema generates takes ten (and several times that in the running adapter, where it
-competes for the CPU cache), and nearly every message a charger sends is valid. Only a message it rejects goes
+Two validators share the work. jsonschema-rs gives the verdict: it answers "valid?" for a 1.6 MeterValues in
+0.9 us, where the Python code fastjsonschema generates takes 8.6 us alone and ~11% of the event loop's samples
+in a profiled adapter, and nearly every message a charger sends is valid. Only a message it rejects goes
 to fastjsonschema, whose errors name the rule and the path that lenient repairs and CALLERROR details need.
 Both follow the draft each schema names (1.6: a float is never an integer; 2.x: 1.0 is) and check date-time
 formats, so what rs accepts fastjsonschema accepts too (``tests/core/test_validation_agreement.py``).
