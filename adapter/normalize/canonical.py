@@ -112,19 +112,28 @@ def _transaction_event(p: Payload, book: TransactionBook) -> list[EventDraft]:
                 "connector_id": evse.get("connectorId", known.connector_id if known else None)}
     events = []
     kind = p["eventType"]
+    state = info.get("chargingState")
     if kind == "Started":
         start = energy_register_wh(samples)
-        book.open(OpenTransaction(tx_id, location["evse_id"], location["connector_id"], token, start))
+        book.open(OpenTransaction(tx_id, location["evse_id"], location["connector_id"], token, start, state))
         events.append(EventDraft("transaction_started", action, {
             "transaction_id": tx_id, **location, "id_token": token, "meter_start_wh": start,
             "started_at": p["timestamp"], "trigger_reason": p["triggerReason"],
             "remote_start_id": info.get("remoteStartId"), "reservation_id": p.get("reservationId"),
         }, p["timestamp"]))
-    elif kind == "Updated" and (info.get("chargingState") or token or p["triggerReason"] not in _PERIODIC_TRIGGERS):
-        events.append(EventDraft("transaction_updated", action, {
-            "transaction_id": tx_id, **location, "charging_state": info.get("chargingState"),
-            "trigger_reason": p["triggerReason"], "id_token": token,
-        }, p["timestamp"]))
+    elif kind == "Updated":
+        if known is None:  # started before this session (or this adapter) saw it: remember it from here on
+            known = OpenTransaction(tx_id, location["evse_id"], location["connector_id"], token, None)
+            book.open(known)
+        # Many chargers repeat chargingState in every periodic update; only a change is news, as in 1.6.
+        changed = state is not None and state != known.charging_state
+        if changed or token or p["triggerReason"] not in _PERIODIC_TRIGGERS:
+            events.append(EventDraft("transaction_updated", action, {
+                "transaction_id": tx_id, **location, "charging_state": state,
+                "trigger_reason": p["triggerReason"], "id_token": token,
+            }, p["timestamp"]))
+        if state is not None:
+            known.charging_state = state
     if samples:
         events.append(_meter_event(action, location, tx_id, samples, []))
     if kind == "Ended":

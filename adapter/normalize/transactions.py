@@ -12,6 +12,7 @@ class OpenTransaction:
     connector_id: int | None
     id_token: str | None
     meter_start_wh: float | None
+    charging_state: str | None = None  # 2.x: the last one reported, so a repeat is not an update
 
 
 class TransactionBook:

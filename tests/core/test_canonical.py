@@ -2,6 +2,8 @@
 
 from typing import Any
 
+import pytest
+
 from adapter.normalize.canonical import normalize
 from adapter.normalize.transactions import TransactionBook
 from adapter.ocpp.versions import Version
@@ -72,6 +74,30 @@ def test_charging_state_change_is_a_transaction_update() -> None:
         "transactionInfo": {"transactionId": "X", "chargingState": "SuspendedEV"}}, {}, book)
     assert [(d.type, d.data["charging_state"]) for d in drafts] == [("transaction_updated", "SuspendedEV")]
     assert drafts[0].topic_suffix == "transactions"
+
+
+def _updated(seq: int, trigger: str, state: str | None) -> dict[str, Any]:
+    info = {"transactionId": "X", **({"chargingState": state} if state else {})}
+    return {"eventType": "Updated", "timestamp": T1, "triggerReason": trigger, "seqNo": seq, "transactionInfo": info,
+            "meterValue": [{"timestamp": T1, "sampledValue": [{"value": 10.0 * seq}]}]}
+
+
+@pytest.mark.parametrize("started_state", ["Charging", None])
+def test_a_repeated_charging_state_is_not_an_update(started_state: str | None) -> None:
+    """Chargers that repeat chargingState in every periodic update produce what a 1.6 charger's MeterValues do;
+    a transaction first seen mid-way (adapter restarted) reports its state once."""
+    book = TransactionBook()
+    if started_state:
+        normalize(Version.V201, "TransactionEvent", {
+            "eventType": "Started", "timestamp": T0, "triggerReason": "Authorized", "seqNo": 0,
+            "transactionInfo": {"transactionId": "X", "chargingState": started_state}}, {}, book)
+    types = [[d.type for d in normalize(Version.V201, "TransactionEvent", payload, {}, book)] for payload in (
+        _updated(1, "MeterValuePeriodic", "Charging"), _updated(2, "MeterValuePeriodic", "Charging"),
+        _updated(3, "MeterValuePeriodic", None), _updated(4, "ChargingStateChanged", "SuspendedEV"),
+        _updated(5, "MeterValuePeriodic", "SuspendedEV"), _updated(6, "MeterValuePeriodic", "Charging"))]
+    first = ["meter_values"] if started_state else ["transaction_updated", "meter_values"]
+    assert types == [first, ["meter_values"], ["meter_values"], ["transaction_updated", "meter_values"],
+                     ["meter_values"], ["transaction_updated", "meter_values"]]
 
 
 def test_other_actions_are_charger_messages_on_their_own_topic() -> None:
