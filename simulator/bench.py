@@ -61,6 +61,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--adapter-args", default="--mqtt-mode shared",
                    help="more `python -m adapter serve` options (default: %(default)s; the store is a fresh "
                         "SQLite file unless --store-url is given)")
+    p.add_argument("--hold-adapter-args", default="",
+                   help="options added for the hold only, e.g. \"--mqtt-mode per-charger\" to hold in one mode and"
+                        " measure throughput in another (the adapter restarts with them for the hold)")
     p.add_argument("--workdir", type=Path, help="for the adapter's store and the service logs (default: a new "
                                                  "temporary directory)")
     p.add_argument("--render", type=Path, help="only rewrite the report from a JSON file an earlier --json wrote")
@@ -83,6 +86,11 @@ class Bench:
         self.service: procs.Service | None = None
         self.results: dict[str, dict[str, Any]] = {}
         self.cpu: dict[str, dict[str, float]] = {}
+
+    def adapter(self, extra: list[str]) -> procs.Service:
+        """The adapter under test; ``extra`` options come after the run's own, so they win."""
+        return procs.adapter_service(self.broker.url, self.workers, self.dir / "adapter.log",
+                                     self.adapter_args + extra)
 
     def options(self, **fields: Any) -> RunOptions:
         assert self.service is not None
@@ -119,6 +127,7 @@ class Bench:
         wall = time.monotonic() - began
         used = {k: used() - before[k] for k, used in parties.items()}
         used["simulator"] += result["worker_cpu_s"]
+        result["service_command"] = service.command[1:]
         self.cpu[name] = {k: round(seconds / wall, 2) for k, seconds in used.items()}
         print(render(result), flush=True)
         self.results[name] = result
@@ -141,17 +150,22 @@ async def _run_parts(bench: Bench) -> None:
                   "refine_stages": args.refine_stages,
                   "stage_s": args.stage_seconds,
                   "duration": args.throughput_chargers / 500 + 10 + args.stages * (args.stage_seconds + 2)}
-    await bench.serve(procs.adapter_service(bench.broker.url, bench.workers, bench.dir / "adapter.log",
-                                            bench.adapter_args))
+    hold_args = shlex.split(args.hold_adapter_args)
+    await bench.serve(bench.adapter([]))
     if "boot-storm" in parts:
         await bench.scenario("boot-storm", bench.options(scenario="boot-storm", chargers=args.boot_storm,
                                                          duration=120.0))
         await bench.restart()
     if "hold" in parts:
+        if hold_args:
+            await bench.serve(bench.adapter(hold_args))
         await bench.scenario("hold", bench.options(scenario="soak", chargers=args.chargers,
                                                    duration=args.duration, connect_rate=args.connect_rate,
                                                    adapter_pid=bench.service_pid()))
-        await bench.restart()
+        if hold_args:
+            await bench.serve(bench.adapter([]))
+        else:
+            await bench.restart()
     if "commands" in parts:
         await bench.scenario("commands", bench.options(scenario="commands", chargers=args.command_chargers,
                                                        command_rate=args.command_rate,
@@ -343,7 +357,8 @@ def markdown(report: Report) -> str:
         "",
         f"Written by `python -m simulator bench` on {report.finished_at}. Machine: {cores} cores,"
         f" {memory_gib:.0f} GiB, {platform.system()} {platform.release()}, Python {platform.python_version()}."
-        f" The adapter ran with {report.adapter_workers} worker processes and `{' '.join(report.adapter_args)}`;"
+        f" The adapter ran with {report.adapter_workers} worker processes and `{' '.join(report.adapter_args)}`"
+        + (f" (for the hold, `{hold}` added)" if (hold := args.get("hold_adapter_args")) else "") + ";"
         " Mosquitto, the adapter and the simulator"
         " (and whatever else runs on the machine) share the same cores, so every figure is a floor for what"
         " the adapter does on a machine of its own.",

@@ -14,17 +14,21 @@ def test_the_bench_starts_everything_and_writes_its_report(tmp_path: Path) -> No
     subprocess.run([sys.executable, "-m", "simulator", "bench", "--only", "boot-storm,hold,baseline",
                     "--boot-storm", "20", "--chargers", "20", "--duration", "3", "--connect-rate", "100",
                     "--throughput-chargers", "20", "--start-rate", "20", "--stages", "2", "--stage-seconds", "1",
-                    "--workers", "1", "--output", str(report), "--json", str(data), "--workdir", str(tmp_path)],
+                    "--workers", "1", "--hold-adapter-args", "--mqtt-mode per-charger", "--output", str(report),
+                    "--json", str(data), "--workdir", str(tmp_path)],
                    check=True, timeout=120, stdout=subprocess.DEVNULL)
     results = json.loads(data.read_text())["results"]
     assert set(results) == {"boot-storm", "hold", "baseline"}
     assert results["boot-storm"]["boot_storm"]["all_accepted"]
     assert results["hold"]["adapter_memory"]["connected"] == 20
     assert results["baseline"]["throughput"]["stages"]
+    assert results["hold"]["service_command"][-2:] == ["--mqtt-mode", "per-charger"]
+    assert "per-charger" not in results["boot-storm"]["service_command"]
     text = report.read_text()
     assert "| Boot storm | 10,000 chargers all accepted within 30 s | all 20 accepted in" in text
     assert "## End-to-end throughput ramp: no-parsing relay (the ceiling)" in text
     assert text.startswith("# Benchmarks: one adapter process\n")
+    assert "(for the hold, `--mqtt-mode per-charger` added);" in text
     assert "| Concurrent chargers held by one adapter | 5,000 in per-charger mode, 0 unexpected" in text
     saved = json.loads(data.read_text())
     data.write_text(json.dumps({**saved, "adapter_workers": 2}))
