@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import mongomock
 import orjson
@@ -97,6 +97,12 @@ def test_remove_and_list_chargers(store):
 def test_naive_datetimes_are_taken_as_utc(store):
     store.upsert_charger(ChargerRecord("CP-1", first_seen=datetime(2026, 1, 1, 8, 30)))
     assert store.get_charger("CP-1").first_seen == datetime(2026, 1, 1, 8, 30, tzinfo=UTC)
+
+
+def test_datetimes_in_another_zone_are_stored_as_their_utc_instant(store):
+    paris = timezone(timedelta(hours=1))
+    store.upsert_charger(ChargerRecord("CP-1", first_seen=datetime(2026, 1, 1, 9, 30, 0, 999999, tzinfo=paris)))
+    assert store.get_charger("CP-1").first_seen == datetime(2026, 1, 1, 8, 30, 0, 999000, tzinfo=UTC)
 
 
 # -- sessions ---------------------------------------------------------------------------------------
