@@ -39,8 +39,14 @@ def utc_ms(value: datetime) -> datetime:
     Applying it on every write makes both back ends return exactly what the other would; naive
     datetimes are taken to be UTC already.
     """
-    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    value = _as_utc(value)
     return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+
+def _as_utc(value: datetime) -> datetime:
+    if value.tzinfo is UTC:
+        return value
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def now_utc() -> datetime:
@@ -125,11 +131,9 @@ def _encode(name: str, value: Any, dts: frozenset[str], js: frozenset[str], dt_t
     if name in dts:
         if value is None:
             return None
-        if value.tzinfo is not UTC:
-            value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
         if dt_text:  # isoformat truncates to the millisecond itself
-            return value.isoformat(timespec="milliseconds")
-        return value.replace(microsecond=value.microsecond // 1000 * 1000)
+            return _as_utc(value).isoformat(timespec="milliseconds")
+        return utc_ms(value)
     if name in js:
         return orjson.dumps(value).decode()
     return value
