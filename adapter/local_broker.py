@@ -36,16 +36,19 @@ def start_mosquitto(port: int, data_dir: Path | None = None) -> subprocess.Popen
     binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     if not Path(binary).exists():
         raise RuntimeError("mosquitto is not installed (the README's setup installs it)")
-    conf = Path(tempfile.mkdtemp(prefix="ocpp-mosquitto-")) / "mosquitto.conf"
+    workdir = Path(tempfile.mkdtemp(prefix="ocpp-mosquitto-"))
+    conf = workdir / "mosquitto.conf"
     conf.write_text(config_text(port, data_dir))
-    # The binary comes from PATH and the config is ours: no untrusted input reaches the command line.
-    process = subprocess.Popen([binary, "-c", str(conf)],  # noqa: S603
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # Its log goes to a file, never a pipe: a busy broker fills an unread pipe and then blocks on its next line.
+    log_path = workdir / "mosquitto.log"
+    with log_path.open("wb") as log_file:
+        # The binary comes from PATH and the config is ours: no untrusted input reaches the command line.
+        process = subprocess.Popen([binary, "-c", str(conf)],  # noqa: S603
+                                   stdout=subprocess.DEVNULL, stderr=log_file)
     deadline = time.monotonic() + 10
     while not listening("127.0.0.1", port):
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
-            err = process.stderr.read().decode() if process.stderr else ""
-            raise RuntimeError(f"mosquitto did not start on port {port}: {err}")
+            raise RuntimeError(f"mosquitto did not start on port {port}: {log_path.read_text(errors='replace')}")
         time.sleep(0.05)
     return process

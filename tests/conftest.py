@@ -178,6 +178,11 @@ class OcppClient:
         async with asyncio.timeout(timeout):
             return await future
 
+    async def next_call(self, timeout: float = 10.0) -> list[Any]:
+        """The next frame the adapter sent unasked (a CALL, or an answer nobody waited for)."""
+        async with asyncio.timeout(timeout):
+            return await self.incoming_calls.get()
+
     async def answer(self, frame: list[Any], payload: dict[str, Any]) -> None:
         await self.ws.send(orjson.dumps([3, frame[1], payload]).decode())
 

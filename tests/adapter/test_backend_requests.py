@@ -34,7 +34,7 @@ async def test_round_trip_ok(adapter: Any, probe: MqttProbe, connect: Any) -> No
     await subscribed(probe, adapter, "cpA")
 
     async def charger() -> None:
-        frame = await cp.incoming_calls.get()
+        frame = await cp.next_call()
         assert frame[2:] == ["RemoteStartTransaction", {"connectorId": 1, "idTag": "TAG9"}]
         await cp.answer(frame, {"status": "Accepted"})
 
@@ -53,10 +53,10 @@ async def test_call_error_and_queueing_behind_the_outstanding_call(adapter: Any,
     await subscribed(probe, adapter, "cpB")
     await probe.publish("req/v1/cpB/DEFAULT/q1/Reset", {"type": "Immediate"})
     await probe.publish("req/v1/cpB/DEFAULT/q2/Reset", {"type": "OnIdle"})
-    first = await cp.incoming_calls.get()
+    first = await cp.next_call()
     assert cp.incoming_calls.empty(), "the second request waits for the first answer"
     await cp.ws.send(f'[4, "{first[1]}", "NotSupported", "no reset here", {{}}]')
-    second = await cp.incoming_calls.get()
+    second = await cp.next_call()
     assert second[3] == {"type": "OnIdle"}
     await cp.answer(second, {"status": "Scheduled"})
     r1 = await probe.next_on("res/v1/cpB/DEFAULT/q1/Reset")
@@ -70,10 +70,10 @@ async def test_timeout_then_late_answer_is_dropped(adapter: Any, probe: MqttProb
     await subscribed(probe, adapter, "cpC")
     response = await request(probe, "cpC", "t1", "Reset", {"payload": {"type": "Soft"}, "timeout_s": 0.3})
     assert response["status"] == "timeout"
-    frame = await cp.incoming_calls.get()
+    frame = await cp.next_call()
     await cp.answer(frame, {"status": "Accepted"})  # late: logged and dropped
     follow = asyncio.create_task(request(probe, "cpC", "t2", "ClearCache", {}))
-    clear = await cp.incoming_calls.get()
+    clear = await cp.next_call()
     await cp.answer(clear, {"status": "Accepted"})
     assert (await follow)["status"] == "ok", "the session still works after a timeout"
 
@@ -105,7 +105,7 @@ async def test_disconnect_answers_queued_requests(adapter: Any, probe: MqttProbe
     cp = await booted(connect, "cpE")
     await subscribed(probe, adapter, "cpE")
     await probe.publish("req/v1/cpE/DEFAULT/d1/Reset", {"type": "Soft"})
-    await cp.incoming_calls.get()
+    await cp.next_call()
     await probe.publish("req/v1/cpE/DEFAULT/d2/Reset", {"type": "Hard"})
     await cp.close()
     r1 = await probe.next_on("res/v1/cpE/DEFAULT/d1/Reset")
@@ -120,7 +120,7 @@ async def test_a_slow_answer_never_stops_reading(adapter_factory: Any, probe: Mq
     await subscribed(probe, adapter, "cpSlow")
     authorize = asyncio.create_task(cp.call("Authorize", {"idTag": "T"}))
     await probe.publish("req/v1/cpSlow/DEFAULT/s1/ClearCache", {})
-    frame = await cp.incoming_calls.get()
+    frame = await cp.next_call()
     await cp.answer(frame, {"status": "Accepted"})
     response = await probe.next_on("res/v1/cpSlow/DEFAULT/s1/ClearCache")
     assert response["status"] == "ok"

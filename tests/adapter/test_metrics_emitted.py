@@ -20,7 +20,7 @@ async def test_every_metric_name_is_emitted(adapter_factory: Any, probe: MqttPro
     await cp.send_raw("not json", "-1")
     await adapter.ctx.sessions["cpM"].link.client.wait_connected(10)
     await probe.publish("req/v1/cpM/DEFAULT/m1/ClearCache", {})
-    frame = await cp.incoming_calls.get()
+    frame = await cp.next_call()
     await cp.answer(frame, {"status": "Accepted"})
     await probe.next_on("res/v1/cpM/DEFAULT/m1/ClearCache")
     mosquitto.stop()

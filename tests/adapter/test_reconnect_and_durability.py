@@ -67,7 +67,7 @@ async def test_broker_restart_mid_transaction_loses_no_event(adapter_factory: An
     await adapter.ctx.sessions["cpD"].link.client.wait_connected(15)
     await probe.subscribe("res/v1/#")
     await probe.publish("req/v1/cpD/DEFAULT/after/ClearCache", {})
-    frame = await cp.incoming_calls.get()
+    frame = await cp.next_call()
     await cp.answer(frame, {"status": "Accepted"})
     assert (await probe.next_on("res/v1/cpD/DEFAULT/after/ClearCache"))["status"] == "ok", \
         "the charger's request subscription was restored after the broker came back"

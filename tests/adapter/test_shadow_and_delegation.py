@@ -40,11 +40,11 @@ async def test_desired_configuration_is_applied_and_reported(adapter: Any, probe
         await adapter.ctx.sessions[name].link.client.wait_connected(10)
         await probe.publish(f"$aws/things/{name}/shadow/update",
                             {"state": {"desired": {"configuration": {key: 60, "Bad Key": 1}}}})
-        frame = await cp.incoming_calls.get()
+        frame = await cp.next_call()
         if subprotocol == "ocpp1.6":
             assert frame[2:] == ["ChangeConfiguration", {"key": key, "value": "60"}]
             await cp.answer(frame, {"status": "Accepted"})
-            frame = await cp.incoming_calls.get()
+            frame = await cp.next_call()
             assert frame[3]["key"] == "Bad Key"
             await cp.answer(frame, {"status": "NotSupported"})
             expected = {key: "Accepted", "Bad Key": "NotSupported"}
@@ -73,7 +73,7 @@ async def test_configuration_desired_while_offline_is_applied_when_the_charger_m
 
     # 1.6 (pre-boot messages tolerated): at connect, before any boot
     cp = await connect("cpOff", "ocpp1.6")
-    frame = await cp.incoming_calls.get()
+    frame = await cp.next_call()
     assert frame[2:] == ["ChangeConfiguration", {"key": "HeartbeatInterval", "value": "90"}]
     await cp.answer(frame, {"status": "Accepted"})
     _, report = await probe.wait_for(lambda t, b: t == "$aws/things/cpOff/shadow/update/accepted"
@@ -84,7 +84,7 @@ async def test_configuration_desired_while_offline_is_applied_when_the_charger_m
                         {"state": {"configuration": {"HeartbeatInterval": 90}}, "version": 1})
     await probe.publish("$aws/things/cpOff/shadow/update",
                         {"state": {"desired": {"configuration": {"MeterValueSampleInterval": 30}}}})
-    frame = await cp.incoming_calls.get()
+    frame = await cp.next_call()
     assert frame[2:] == ["ChangeConfiguration", {"key": "MeterValueSampleInterval", "value": "30"}]
     await cp.answer(frame, {"status": "Accepted"})
     await cp.close()
@@ -100,7 +100,7 @@ async def test_configuration_desired_while_offline_is_applied_when_the_charger_m
     assert (await cp2.call("BootNotification", boot_2x()))[2]["status"] == "Accepted"
     _, document = await probe.wait_for(lambda t, b: t == "$aws/things/cpOff2/shadow/get/accepted")
     assert document["state"]["delta"] == {"configuration": {"OCPPCommCtrlr.HeartbeatInterval": 90}}
-    frame = await cp2.incoming_calls.get()
+    frame = await cp2.next_call()
     assert frame[2] == "SetVariables"
     assert frame[3]["setVariableData"][0]["attributeValue"] == "90"
 
