@@ -13,12 +13,10 @@ import logging
 import zlib
 from collections import deque
 from collections.abc import Callable, Coroutine, Mapping
-from concurrent.futures import Future
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import orjson
-from awscrt import mqtt5
 
 from adapter.bus.client import MessageHandler, MqttClient, MqttUnavailable
 from adapter.bus.endpoint import MqttEndpoint
@@ -53,7 +51,6 @@ class Link:
         self.client = client
         self._owned = owned
         self._filters: list[str] = []
-        self._in_flight: set[Future[mqtt5.PublishCompletionData]] = set()
 
     async def subscribe(self, handlers: Mapping[str, MessageHandler]) -> None:
         self._filters.extend(handlers)
@@ -64,9 +61,7 @@ class Link:
 
     def publish_nowait(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
         """Fire-and-forget at QoS 1: failures are counted and logged, never raised into the session."""
-        future = self.client.publish_nowait(topic, payload, _log_failure, retain=retain)
-        self._in_flight.add(future)
-        future.add_done_callback(self._in_flight.discard)  # set.discard is atomic: safe from awscrt's thread
+        self.client.publish_nowait(topic, payload, _log_failure, retain=retain)
 
     def publish_durably(self, topic: str, payload: bytes, item_id: str) -> Coroutine[Any, Any, None]:
         """Put the event on the wire now; the returned coroutine ends once it is safe: PUBACKed, or else
@@ -88,17 +83,10 @@ class Link:
         await self.bus.outbox.outbox_put(OutboxItem(item_id, topic, payload, datetime.now(UTC)))
         self.bus.outbox_wakeup.set()
 
-    async def close(self, drain_timeout: float = 5.0) -> None:
-        """Let the last publishes (lifecycle, shadow, responses) reach the broker before an owned client stops."""
+    async def close(self) -> None:
+        """An owned client drains its last publishes (lifecycle, shadow, responses) as it stops; a pool client
+        drains when the bus stops."""
         if self._owned:
-            if self._in_flight:
-                waiters = [asyncio.wrap_future(f) for f in list(self._in_flight)]
-                _, late = await asyncio.wait(waiters, timeout=drain_timeout)
-                for waiter in late:  # their failure, if any, is already logged by _log_failure
-                    waiter.add_done_callback(lambda w: w.cancelled() or w.exception())
-                if late:
-                    log.warning("closing MQTT connection with publishes unacknowledged",
-                                extra={"charger_id": self.charger_id, "unacknowledged": len(late)})
             await self.client.stop()
             return
         try:
@@ -162,8 +150,8 @@ class Bus:
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
-        for client in [*self._pool, *([self._control] if self._control else [])]:
-            await client.stop()
+        clients = [*self._pool, *([self._control] if self._control else [])]
+        await asyncio.gather(*(client.stop() for client in clients))
 
     def link(self, charger_id: str) -> Link:
         if self.mode is MqttMode.PER_CHARGER:

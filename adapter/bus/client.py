@@ -4,7 +4,6 @@ restored after every reconnect (awscrt itself reconnects with exponential backof
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
@@ -12,6 +11,7 @@ from concurrent.futures import Future
 from awscrt import auth, io, mqtt5
 
 from adapter.bus.endpoint import MqttEndpoint
+from adapter.bus.loop_hop import LoopHop
 from adapter.observability import names
 from adapter.observability.metrics import METRICS
 
@@ -61,8 +61,11 @@ class MqttClient:
         self.client_id = client_id
         self._on_connected_hook = on_connected
         self._loop = asyncio.get_running_loop()
+        self._hop = LoopHop(self._loop)
+        self._in_flight: set[Future[mqtt5.PublishCompletionData]] = set()
         self._handlers: dict[str, MessageHandler] = {}
         self._connected = asyncio.Event()
+        self._usable = asyncio.Event()  # connected, and the subscriptions held before it restored
         self._ever_connected = False
         self._stopped = False
         options = mqtt5.ClientOptions(
@@ -91,29 +94,39 @@ class MqttClient:
         self._client.start()
 
     async def wait_connected(self, timeout: float) -> None:
+        """Until connected with every subscription made before the connection acknowledged (SUBACK)."""
         async with asyncio.timeout(timeout):
-            await self._connected.wait()
+            await self._usable.wait()
 
-    async def stop(self) -> None:
+    async def stop(self, drain_timeout: float = 5.0) -> None:
+        """Let the publishes still in flight (lifecycle, shadow, responses) reach the broker first."""
         self._stopped = True
+        if self._in_flight and self.connected:
+            waiters = [asyncio.wrap_future(f) for f in list(self._in_flight)]
+            _, late = await asyncio.wait(waiters, timeout=drain_timeout)
+            for waiter in late:  # their failure, if any, is reported by whoever published them
+                waiter.add_done_callback(lambda w: w.cancelled() or w.exception())
+            if late:
+                log.warning("closing MQTT connection with publishes unacknowledged",
+                            extra={"client_id": self.client_id, "unacknowledged": len(late)})
         self._client.stop()
 
-    def _to_loop(self, callback: Callable[..., None], *args: object) -> None:
-        """Hop from an awscrt thread to the loop; callbacks that arrive after the loop closed (awscrt's
-        threads outlive a stopped client) have no one left to tell."""
-        with contextlib.suppress(RuntimeError):  # "Event loop is closed"
-            self._loop.call_soon_threadsafe(callback, *args)
+    def _send(self, packet: mqtt5.PublishPacket) -> Future[mqtt5.PublishCompletionData]:
+        crt_future: Future[mqtt5.PublishCompletionData] = self._client.publish(packet)
+        self._in_flight.add(crt_future)
+        crt_future.add_done_callback(self._in_flight.discard)  # set.discard is atomic: safe from awscrt's thread
+        return crt_future
 
     # awscrt calls these on its own threads; hop to the loop.
     def _on_publish(self, data: mqtt5.PublishReceivedData) -> None:
         packet = data.publish_packet
-        self._to_loop(self._dispatch, packet.topic, bytes(packet.payload or b""))
+        self._hop.call(self._dispatch, packet.topic, bytes(packet.payload or b""))
 
     def _on_connected(self, data: mqtt5.LifecycleConnectSuccessData) -> None:
-        self._to_loop(self._connected_on_loop)
+        self._hop.call(self._connected_on_loop)
 
     def _on_disconnected(self, data: mqtt5.LifecycleDisconnectData) -> None:
-        self._to_loop(self._disconnected_on_loop, data.exception)
+        self._hop.call(self._disconnected_on_loop, data.exception)
 
     def _connected_on_loop(self) -> None:
         if self._ever_connected:
@@ -123,11 +136,25 @@ class MqttClient:
         self._connected.set()
         if self._on_connected_hook is not None:
             self._on_connected_hook()
-        if self._handlers:
-            self._send_subscribe(list(self._handlers))
+        if not self._handlers:
+            self._usable.set()
+            return
+
+        def restored(future: Future[mqtt5.SubackPacket]) -> None:
+            if future.exception() is None:
+                self._hop.call(self._restored_on_loop)
+            else:
+                log.warning("mqtt subscriptions not restored", extra={"client_id": self.client_id,
+                                                                      "error": str(future.exception())})
+        self._send_subscribe(list(self._handlers)).add_done_callback(restored)
+
+    def _restored_on_loop(self) -> None:
+        if self.connected:  # not lost again meanwhile
+            self._usable.set()
 
     def _disconnected_on_loop(self, exc: Exception | None) -> None:
         self._connected.clear()
+        self._usable.clear()
         if not self._stopped:
             log.warning("mqtt connection lost", extra={"client_id": self.client_id, "error": str(exc)})
 
@@ -148,23 +175,22 @@ class MqttClient:
         result: asyncio.Future[None] = self._loop.create_future()
 
         def done(crt_future: Future[mqtt5.PublishCompletionData]) -> None:
-            self._to_loop(_settle, result, crt_future)
-        self._client.publish(packet).add_done_callback(done)
+            self._hop.call(_settle, result, crt_future)
+        self._send(packet).add_done_callback(done)
         return result
 
     def publish_nowait(self, topic: str, payload: bytes, on_failure: Callable[[Exception], None], *,
-                       retain: bool = False) -> Future[mqtt5.PublishCompletionData]:
+                       retain: bool = False) -> None:
         """QoS 1 without waking the event loop on success (one loop hop per message is measurable at
         thousands of messages per second); ``on_failure`` runs on the loop."""
         packet = mqtt5.PublishPacket(topic=topic, payload=payload, qos=mqtt5.QoS.AT_LEAST_ONCE, retain=retain)
-        crt_future: Future[mqtt5.PublishCompletionData] = self._client.publish(packet)
+        crt_future = self._send(packet)
 
         def done(f: Future[mqtt5.PublishCompletionData]) -> None:
             error = _failure(f)
             if error is not None:
-                self._to_loop(on_failure, error)
+                self._hop.call(on_failure, error)
         crt_future.add_done_callback(done)
-        return crt_future
 
     async def subscribe(self, handlers: Mapping[str, MessageHandler]) -> None:
         """All filters in one SUBSCRIBE: one round trip however many a session needs."""

@@ -216,8 +216,7 @@ class Adapter:
             task.cancel()
         await self.drain()
         if ctx is not None:
-            await asyncio.sleep(0.2)  # let the last lifecycle/shadow publishes reach the broker
-            await ctx.bus.stop()
+            await ctx.bus.stop()  # each client drains its last lifecycle/shadow publishes first
             await ctx.store.close()
 
 

@@ -82,3 +82,22 @@ async def test_without_outbox_billing_is_not_acknowledged_while_broker_is_down(
     reply = await cp.call("StartTransaction", {"connectorId": 1, "idTag": "T", "meterStart": 0, "timestamp": T0})
     assert reply[:3] == [4, reply[1], "InternalError"], "the charger keeps the message and retries"
     mosquitto.restart()
+
+
+@pytest.mark.parametrize("mode", ["per-charger", "shared"])
+async def test_shutdown_hands_every_last_lifecycle_event_to_the_broker(adapter_factory: Any, probe: MqttProbe,
+                                                                       connect: Any, mode: str) -> None:
+    """No grace period: the bus stops only once the final (retained) lifecycle events are PUBACKed, so a
+    subscriber arriving after shutdown sees every charger disconnected."""
+    adapter = await adapter_factory(mqtt_mode=mode)
+    chargers = [f"cpS{i}" for i in range(12)]
+    for cp in chargers:
+        assert (await (await connect(cp)).call("BootNotification", boot_16()))[2]["status"] == "Accepted"
+    await adapter.shutdown()
+    await probe.subscribe("/devices/lifecycle/+")
+    await probe.wait_for(lambda t, b: sum(x["data"]["event"] == "disconnected"
+                                          for x in probe.on("/devices/lifecycle/+")) == len(chargers))
+    last = {b["charger_id"]: b["data"] for b in probe.on("/devices/lifecycle/+")}
+    assert set(last) == set(chargers)
+    assert {(d["event"], d["reason"], d["close_code"]) for d in last.values()} == {
+        ("disconnected", "adapter shutting down", 1001)}
