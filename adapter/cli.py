@@ -51,8 +51,7 @@ def main(argv: list[str] | None = None) -> int:
                                          else settings.local_shadow))
     finally:
         if broker is not None:
-            broker.terminate()
-            broker.wait()
+            broker.stop()
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -32,7 +33,22 @@ def config_text(port: int, data_dir: Path | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def start_mosquitto(port: int, data_dir: Path | None = None) -> subprocess.Popen[bytes]:
+@dataclass
+class LocalBroker:
+    process: subprocess.Popen[bytes]
+    workdir: Path  # its config and log; removed when it stops
+
+    def stop(self, within: float = 10.0) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(within)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def start_mosquitto(port: int, data_dir: Path | None = None) -> LocalBroker:
     binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     if not Path(binary).exists():
         raise RuntimeError("mosquitto is not installed (the README's setup installs it)")
@@ -51,4 +67,4 @@ def start_mosquitto(port: int, data_dir: Path | None = None) -> subprocess.Popen
             process.kill()
             raise RuntimeError(f"mosquitto did not start on port {port}: {log_path.read_text(errors='replace')}")
         time.sleep(0.05)
-    return process
+    return LocalBroker(process, workdir)

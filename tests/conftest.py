@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import os
 import socket
-import subprocess
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ from websockets.asyncio.client import ClientConnection
 from adapter import config
 from adapter.bus.client import MqttClient, topic_matches
 from adapter.bus.endpoint import parse_endpoint
-from adapter.local_broker import start_mosquitto
+from adapter.local_broker import LocalBroker, start_mosquitto
 
 
 def free_port() -> int:
@@ -33,7 +32,7 @@ def free_port() -> int:
 class Broker:
     host: str
     port: int
-    process: subprocess.Popen[bytes]
+    local: LocalBroker
     data_dir: Path
 
     @property
@@ -41,12 +40,11 @@ class Broker:
         return f"mqtt://{self.host}:{self.port}"
 
     def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(10)
+        self.local.stop()
 
     def restart(self) -> None:
         self.stop()
-        self.process = start_mosquitto(self.port, self.data_dir)
+        self.local = start_mosquitto(self.port, self.data_dir)
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""The local run's Mosquitto keeps serving after it has logged far more than a pipe holds."""
+"""The local run's Mosquitto keeps serving after it has logged far more than a pipe holds, and leaves nothing
+behind when it stops."""
 
 from __future__ import annotations
 
@@ -32,6 +33,8 @@ def test_the_broker_answers_after_logging_more_than_a_pipe_holds(tmp_path: Path)
         for _ in range(PIPE_CAPACITY // 300):
             assert connack(port, client_id) == b"\x20\x02\x00\x00"
         assert connack(port, "last") == b"\x20\x02\x00\x00"
+        assert (broker.workdir / "mosquitto.log").stat().st_size > PIPE_CAPACITY
     finally:
-        broker.terminate()
-        broker.wait(10)
+        broker.stop()
+    assert broker.process.returncode is not None
+    assert not broker.workdir.exists()
