@@ -195,6 +195,18 @@ class Report:
     results: dict[str, dict[str, Any]]
     cpu_cores_used: dict[str, dict[str, float]]
     finished_at: str
+    core_reference_ms: float | None = None  # absent from reports written before it was measured
+
+
+def core_reference_ms() -> float:
+    """How fast one core of this host runs plain Python (best of five), so figures from hosts of different
+    speeds can be compared: hosts of the same kind here have differed threefold."""
+    timings = []
+    for _ in range(5):
+        started = time.perf_counter()
+        sum(range(1_000_000))
+        timings.append(time.perf_counter() - started)
+    return round(min(timings) * 1000, 1)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -204,13 +216,15 @@ def main(args: argparse.Namespace) -> int:
         # SIGTERM unwinds like Ctrl-C, so the broker and the adapter it started stop too instead of outliving it
         # (a forgotten adapter reconnecting to a dead broker skewed later runs).
         signal.signal(signal.SIGTERM, signal.default_int_handler)
+        reference = core_reference_ms()  # before the bench loads the machine
         bench = Bench(args)
         try:
             uvloop.run(_run_parts(bench))
         finally:
             bench.close()
         report = Report({k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}, bench.workers,
-                        bench.adapter_args, bench.results, bench.cpu, f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+                        bench.adapter_args, bench.results, bench.cpu, f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+                        reference)
         print(f"service logs in {bench.dir}")
         if args.json is not None:
             args.json.write_text(json.dumps(asdict(report), indent=2) + "\n")
@@ -359,7 +373,9 @@ def markdown(report: Report) -> str:
         "# Benchmarks" + (": one adapter process" if one_process else ""),
         "",
         f"Written by `python -m simulator bench` on {report.finished_at}. Machine: {cores} cores,"
-        f" {memory_gib:.0f} GiB, {platform.system()} {platform.release()}, Python {platform.python_version()}."
+        f" {memory_gib:.0f} GiB, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+        + (f"; one core runs `sum(range(10**6))` in {ref} ms (compare hosts by it)"
+           if (ref := report.core_reference_ms) is not None else "") + "."
         f" The adapter ran with {report.adapter_workers} worker processes and `{' '.join(report.adapter_args)}`"
         + (f" (for the hold, `{hold}` added)" if (hold := args.get("hold_adapter_args")) else "") + ";"
         " Mosquitto, the adapter and the simulator"

@@ -31,12 +31,16 @@ def test_the_bench_starts_everything_and_writes_its_report(tmp_path: Path) -> No
     assert "(for the hold, `--mqtt-mode per-charger` added);" in text
     assert "| Concurrent chargers held by one adapter | 5,000 in per-charger mode, 0 unexpected" in text
     saved = json.loads(data.read_text())
+    assert saved["core_reference_ms"] > 0
+    assert f"one core runs `sum(range(10**6))` in {saved['core_reference_ms']} ms" in text
+    del saved["core_reference_ms"]  # as in reports written before it was measured
     data.write_text(json.dumps({**saved, "adapter_workers": 2}))
     subprocess.run([sys.executable, "-m", "simulator", "bench", "--render", str(data), "--output", str(report)],
                    check=True, timeout=60, stdout=subprocess.DEVNULL)
     fleet = report.read_text()
     assert fleet.startswith("# Benchmarks\n")
     assert "| Concurrent chargers held by one adapter | 20,000 for 10 min, 0 unexpected" in fleet
+    assert "sum(range(10**6))" not in fleet
 
 
 def _children(pid: int) -> list[int]:
