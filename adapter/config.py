@@ -71,6 +71,7 @@ class Settings:
     rate_limit: float
     rate_burst: int
     max_pending_handshakes: int
+    listen_backlog: int
     tls_cert: str | None
     tls_key: str | None
     tls_ca: str | None
@@ -131,6 +132,9 @@ _OPTIONS: dict[str, dict[str, Any]] = {
     "rate_limit": _meta(50.0, "messages per second a charger may send (sustained)", float),
     "rate_burst": _meta(200, "messages a charger may send in a burst", int),
     "max_pending_handshakes": _meta(256, "concurrent unauthenticated handshakes", int),
+    "listen_backlog": _meta(4096, "connections the kernel queues until the adapter accepts them (capped by "
+                            "net.core.somaxconn); a reconnect storm overflowing a short queue costs chargers "
+                            "1-3 s SYN retries or failed connects", int),
     "tls_cert": _meta(None, "server certificate (PEM): serve wss:// (security profiles 2 and 3)", _optional_str),
     "tls_key": _meta(None, "server private key (PEM)", _optional_str),
     "tls_ca": _meta(None, "CA for charger client certificates (profile 3, mutual TLS)", _optional_str),

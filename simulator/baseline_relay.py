@@ -82,7 +82,8 @@ async def _serve(port: int, mqtt_url: str) -> None:
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     async with serve(lambda ws: _relay(ws, mqtt), "127.0.0.1", port, subprotocols=SUBPROTOCOLS,
-                     compression=None, max_queue=4, ping_interval=None, reuse_port=True):
+                     compression=None, max_queue=4, ping_interval=None, reuse_port=True,
+                     backlog=4096):  # as the adapter's default --listen-backlog
         await stop.wait()
     mqtt.stop()
 

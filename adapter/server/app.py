@@ -96,7 +96,7 @@ class Adapter:
             compression=None, max_size=s.max_message_size, max_queue=16,
             ping_interval=s.ping_interval or None, ping_timeout=s.ping_timeout or None,
             open_timeout=s.handshake_timeout, close_timeout=5, reuse_port=self.reuse_port,
-            server_header="ocpp-gateway",
+            backlog=s.listen_backlog, server_header="ocpp-gateway",
         )
         self._loops.append(asyncio.create_task(self._idle_sweeper()))
         if s.emf_metrics:
