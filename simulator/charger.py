@@ -135,8 +135,8 @@ class Charger:
                 ping_interval=b.ws_ping_interval_s, ping_timeout=b.ws_ping_interval_s,
                 **extra,
             )
-        except (OSError, TimeoutError, WebSocketException):
-            self.stats.error("connect_failed")
+        except (OSError, TimeoutError, WebSocketException) as exc:  # the kind says why: timeout, refused, 503...
+            self.stats.error(f"connect_failed: {_connect_failure(exc)}")
             return None
         if ws.subprotocol != self.dialect.subprotocol:
             self.stats.error("subprotocol_refused")
@@ -508,3 +508,8 @@ class Charger:
             for c in self.connectors:
                 if c.tx is not None:
                     c.meter_at = now + self._meter_interval()
+
+
+def _connect_failure(exc: Exception) -> str:
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    return f"HTTP {status}" if status is not None else type(exc).__name__

@@ -1,4 +1,6 @@
-"""The event loop's view of the store: every call runs on a dedicated thread pool, never on the loop.
+"""The event loop's view of the store: every call runs on dedicated threads, never on the loop. A
+single-writer store (sqlite) gets one thread that commits calls queued together as one transaction
+(``GroupCommitWorker``); others a pool of ``max_workers`` threads.
 
 The audit log is on the per-message hot path, so ``audit()`` only appends to an in-memory buffer and a
 background task writes it in batches. The buffer is bounded: if the store falls behind, the oldest
@@ -16,7 +18,7 @@ import functools
 import logging
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 
@@ -24,6 +26,7 @@ from adapter.observability import names
 from adapter.observability.metrics import METRICS
 from adapter.store.base import (
     AuditEntry,
+    Batching,
     ChargerRecord,
     ConnectionRecord,
     IdTokenRecord,
@@ -31,6 +34,7 @@ from adapter.store.base import (
     Store,
     TransactionRecord,
 )
+from adapter.store.group_commit import GroupCommitWorker
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -52,16 +56,18 @@ class AsyncStore:
         self._failed: list[AuditEntry] = []  # a batch whose write failed goes again before newer ones
         self._failing = False
         self._overflowing = False  # logged once per episode, until a flush empties the buffer
-        self._executor = ThreadPoolExecutor(max_workers=workers or store.max_workers,
-                                            thread_name_prefix="store")
+        threads = workers or store.max_workers
+        self._executor: ThreadPoolExecutor | GroupCommitWorker = (
+            GroupCommitWorker(store.batch) if threads == 1 and isinstance(store, Batching)
+            else ThreadPoolExecutor(max_workers=threads, thread_name_prefix="store"))
         self._wake = asyncio.Event()
         self._flush_lock = asyncio.Lock()
         self._closing = False
         self._flusher: asyncio.Task[None] | None = None
 
     async def _run(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+        future: Future[T] = self._executor.submit(functools.partial(fn, *args, **kwargs))
+        return await asyncio.wrap_future(future)
 
     # -- lifecycle ----------------------------------------------------------------------------------
     async def start(self) -> None:

@@ -6,9 +6,10 @@ Implementations are synchronous (plain pymongo / sqlite3); the event loop reache
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 
 @dataclass
@@ -139,3 +140,12 @@ class Store(Protocol):
     def outbox_delete(self, item_ids: list[str]) -> None: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class Batching(Protocol):
+    """A single-writer store that can run several calls as one transaction (``GroupCommitWorker``)."""
+
+    def batch(self) -> AbstractContextManager[object]:
+        """Calls inside commit together; if the block raises, none of their writes is kept."""
+        ...

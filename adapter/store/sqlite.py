@@ -64,7 +64,9 @@ class SqliteStore(TabularStore):
         self.path = str(path)
         self._purge_interval = audit_purge_interval_s
         self._last_purge = float("-inf")
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # reentrant: the calls of a batch take it inside the batch's hold
+        self._batching = False  # inside batch(): writes join its transaction
+        self._batch_begun = False
         self._db = sqlite3.connect(self.path, timeout=busy_timeout_s, isolation_level=None,
                                    check_same_thread=False)
         self._db.row_factory = sqlite3.Row
@@ -78,8 +80,32 @@ class SqliteStore(TabularStore):
                     db.execute(statement)
 
     @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Calls inside share one transaction, begun at the first write (so a batch of reads never takes
+        the write lock other processes wait for); an exception rolls all of it back."""
+        with self._lock:
+            self._batching = True
+            try:
+                yield
+            except BaseException:
+                if self._batch_begun:
+                    self._db.execute("ROLLBACK")
+                raise
+            else:
+                if self._batch_begun:
+                    self._db.execute("COMMIT")
+            finally:
+                self._batching = self._batch_begun = False
+
+    @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
+            if self._batching:
+                if not self._batch_begun:
+                    self._db.execute("BEGIN IMMEDIATE")
+                    self._batch_begun = True
+                yield self._db
+                return
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
