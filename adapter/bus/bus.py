@@ -150,8 +150,9 @@ class Bus:
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
-        clients = [*self._pool, *([self._control] if self._control else [])]
-        await asyncio.gather(*(client.stop() for client in clients))
+        await asyncio.gather(*(client.stop() for client in self._pool))
+        if self._control is not None:  # last: it carries the local shadow's replies to the pool's last reports
+            await self._control.stop()
 
     def link(self, charger_id: str) -> Link:
         if self.mode is MqttMode.PER_CHARGER:

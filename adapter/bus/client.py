@@ -90,6 +90,11 @@ class MqttClient:
     def connected(self) -> bool:
         return self._connected.is_set()
 
+    @property
+    def stopping(self) -> bool:
+        """``stop()`` was called: publishes failing from now on were cut by it, not by the broker."""
+        return self._stopped
+
     def start(self) -> None:
         self._client.start()
 

@@ -70,9 +70,9 @@ class LocalShadowService:
     def _reply(self, topic: str, body: Doc) -> None:
         self._client.publish_nowait(topic, orjson.dumps(body), self._publish_failed)
 
-    @staticmethod
-    def _publish_failed(error: Exception) -> None:
-        log.warning("shadow service reply not delivered", extra={"error": str(error)})
+    def _publish_failed(self, error: Exception) -> None:
+        if not self._client.stopping:  # replies cut by the adapter's own shutdown are expected
+            log.warning("shadow service reply not delivered", extra={"error": str(error)})
 
     def _get(self, thing: str, base: str, request: Doc) -> None:
         doc = self._docs.get(thing)

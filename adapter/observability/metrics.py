@@ -152,6 +152,9 @@ class Metrics:
     def emitted_names(self) -> set[str]:
         return {name for series in (self._counters, self._gauges, self._histograms) for name, _ in series}
 
+    def counter(self, name: str, **dims: str) -> float:
+        return self._counters.get(_key(name, dims), 0.0)
+
     def histogram(self, name: str, **dims: str) -> Histogram | None:
         return self._histograms.get(_key(name, dims))
 

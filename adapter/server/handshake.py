@@ -5,6 +5,7 @@ Everything here answers with an HTTP status before a WebSocket exists, so a bad 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -58,10 +59,15 @@ class Handshake:
         raw_id = charger_id_from_path(request.path, self.ctx.settings.path_prefix)
         if raw_id is None:
             return self._refuse(connection, HTTPStatus.NOT_FOUND, "expected /{prefix}/{charge_point_id}", None)
-        decision = await self.authenticator.authenticate(HandshakeContext(
-            charger_id=raw_id, authorization=request.headers.get("Authorization"),
-            tls=connection.transport.get_extra_info("ssl_object") is not None,
-            peer_cert=_peer_cert(connection)))
+        try:
+            decision = await self.authenticator.authenticate(HandshakeContext(
+                charger_id=raw_id, authorization=request.headers.get("Authorization"),
+                tls=connection.transport.get_extra_info("ssl_object") is not None,
+                peer_cert=_peer_cert(connection)))
+        except asyncio.CancelledError:
+            if self.ctx.ready:  # not a shutdown: the open timeout fired while the adapter itself was slow
+                self._timed_out(connection, raw_id)
+            raise
         if not decision.ok or decision.record is None:
             return self._refuse(connection, HTTPStatus(decision.status), decision.reason,
                                 decision.record.charger_id if decision.record else None, decision.headers)
@@ -93,6 +99,13 @@ class Handshake:
         for name, value in headers:
             response.headers[name] = value
         return response
+
+    @staticmethod
+    def _timed_out(connection: ServerConnection, raw_id: str) -> None:
+        """websockets drops a connection whose open timeout fires without a word; this is the word."""
+        METRICS.inc(names.ERRORS, Kind="handshake_timeout")
+        log.warning("handshake timed out while authenticating (adapter overloaded?)",
+                    extra={"charger_id": raw_id[:64], "remote": _remote(connection)})
 
     def _http(self, connection: ServerConnection, path: str) -> Response:
         if path == "/healthz":

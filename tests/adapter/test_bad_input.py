@@ -10,6 +10,8 @@ import pytest
 import websockets
 from websockets.exceptions import InvalidStatus
 
+from adapter.observability import names
+from adapter.observability.metrics import METRICS
 from tests.adapter.events import boot_16
 from tests.conftest import MqttProbe, url_of
 
@@ -148,3 +150,23 @@ async def test_idle_session_is_closed(adapter_factory: Any) -> None:
     ws = await websockets.connect(url_of(adapter, "cpIdle"), subprotocols=["ocpp1.6"])  # type: ignore[list-item]
     await ws.wait_closed()
     assert (ws.close_code, ws.close_reason) == (1000, "idle timeout")
+
+
+async def test_a_handshake_the_adapter_cannot_finish_in_time_is_counted_and_logged(
+        adapter_factory: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """websockets aborts such a connection silently; the adapter says so (an overloaded store, say)."""
+    adapter = await adapter_factory(handshake_timeout=0.3)
+    never = asyncio.Event()
+
+    async def stuck_lookup(charger_id: str) -> None:
+        await never.wait()
+
+    monkeypatch.setattr(adapter.ctx.store, "get_charger", stuck_lookup)
+    before = METRICS.counter(names.ERRORS, Kind="handshake_timeout")
+    with pytest.raises(websockets.InvalidMessage):  # the connection closes before any HTTP response
+        await websockets.connect(url_of(adapter, "cpSlow"), subprotocols=["ocpp1.6"],  # type: ignore[list-item]
+                                 open_timeout=10)
+    records = [r for r in caplog.records if r.name == "adapter.server.handshake"]  # logged before the abort
+    assert [(r.levelname, r.getMessage(), getattr(r, "charger_id", None)) for r in records] == [
+        ("WARNING", "handshake timed out while authenticating (adapter overloaded?)", "cpSlow")]
+    assert METRICS.counter(names.ERRORS, Kind="handshake_timeout") == before + 1

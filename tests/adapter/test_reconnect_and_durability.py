@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
@@ -86,7 +87,8 @@ async def test_without_outbox_billing_is_not_acknowledged_while_broker_is_down(
 
 @pytest.mark.parametrize("mode", ["per-charger", "shared"])
 async def test_shutdown_hands_every_last_lifecycle_event_to_the_broker(adapter_factory: Any, probe: MqttProbe,
-                                                                       connect: Any, mode: str) -> None:
+                                                                       connect: Any, mode: str,
+                                                                       caplog: pytest.LogCaptureFixture) -> None:
     """No grace period: the bus stops only once the final (retained) lifecycle events are PUBACKed, so a
     subscriber arriving after shutdown sees every charger disconnected."""
     adapter = await adapter_factory(mqtt_mode=mode)
@@ -94,6 +96,7 @@ async def test_shutdown_hands_every_last_lifecycle_event_to_the_broker(adapter_f
     for cp in chargers:
         assert (await (await connect(cp)).call("BootNotification", boot_16()))[2]["status"] == "Accepted"
     await adapter.shutdown()
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
     await probe.subscribe("/devices/lifecycle/+")
     await probe.wait_for(lambda t, b: sum(x["data"]["event"] == "disconnected"
                                           for x in probe.on("/devices/lifecycle/+")) == len(chargers))
