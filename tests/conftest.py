@@ -17,8 +17,9 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 
 from adapter import config
-from adapter.bus.client import MqttClient, topic_matches
+from adapter.bus.client import MqttClient
 from adapter.bus.endpoint import parse_endpoint
+from adapter.bus.topic_handlers import topic_matches
 from adapter.local_broker import LocalBroker, start_mosquitto
 
 

@@ -18,9 +18,10 @@ from typing import Any, Protocol
 
 import orjson
 
-from adapter.bus.client import MessageHandler, MqttClient, MqttUnavailable
+from adapter.bus.client import MqttClient, MqttUnavailable
 from adapter.bus.endpoint import MqttEndpoint
 from adapter.bus.nodelay import NodelayScheduler, NodelaySetter
+from adapter.bus.topic_handlers import MessageHandler
 from adapter.bus.topics import Topics
 from adapter.observability import names
 from adapter.observability.metrics import METRICS

@@ -12,12 +12,12 @@ from awscrt import auth, io, mqtt5
 
 from adapter.bus.endpoint import MqttEndpoint
 from adapter.bus.loop_hop import LoopHop
+from adapter.bus.topic_handlers import MessageHandler, TopicHandlers
 from adapter.observability import names
 from adapter.observability.metrics import METRICS
 
 log = logging.getLogger(__name__)
 
-MessageHandler = Callable[[str, bytes], None]
 
 
 class MqttUnavailable(ConnectionError):
@@ -63,7 +63,7 @@ class MqttClient:
         self._loop = asyncio.get_running_loop()
         self._hop = LoopHop(self._loop)
         self._in_flight: set[Future[mqtt5.PublishCompletionData]] = set()
-        self._handlers: dict[str, MessageHandler] = {}
+        self._handlers = TopicHandlers()
         self._connected = asyncio.Event()
         self._usable = asyncio.Event()  # connected, and the subscriptions held before it restored
         self._ever_connected = False
@@ -164,8 +164,7 @@ class MqttClient:
             log.warning("mqtt connection lost", extra={"client_id": self.client_id, "error": str(exc)})
 
     def _dispatch(self, topic: str, payload: bytes) -> None:
-        handler = self._handlers.get(topic) or next(
-            (h for f, h in self._handlers.items() if topic_matches(f, topic)), None)
+        handler = self._handlers.match(topic)
         if handler is None:
             return
         try:
@@ -204,7 +203,7 @@ class MqttClient:
             await asyncio.wrap_future(self._send_subscribe(list(handlers)))
 
     async def unsubscribe(self, topic_filters: Iterable[str]) -> None:
-        known = [f for f in topic_filters if self._handlers.pop(f, None) is not None]
+        known = [f for f in topic_filters if self._handlers.pop(f) is not None]
         if known and self.connected:
             await asyncio.wrap_future(self._client.unsubscribe(mqtt5.UnsubscribePacket(topic_filters=known)))
 
@@ -232,15 +231,3 @@ def _settle(result: asyncio.Future[None], crt_future: Future[mqtt5.PublishComple
         result.set_exception(error)
     else:
         result.set_result(None)
-
-
-def topic_matches(topic_filter: str, topic: str) -> bool:
-    f_parts, t_parts = topic_filter.split("/"), topic.split("/")
-    if f_parts[0] == "$share":
-        f_parts = f_parts[2:]  # $share/{group}/{filter}: messages carry the plain topic
-    for i, part in enumerate(f_parts):
-        if part == "#":
-            return True
-        if i >= len(t_parts) or (part != "+" and part != t_parts[i]):
-            return False
-    return len(f_parts) == len(t_parts)
