@@ -8,7 +8,7 @@ trust on first use, for local runs and pilots. ``known``: only ids an operator r
 from __future__ import annotations
 
 from adapter.store.async_store import AsyncStore
-from adapter.store.base import ChargerRecord
+from adapter.store.base import ChargerRecord, Store
 
 POLICIES = ("open", "known")
 
@@ -23,12 +23,17 @@ async def admit(store: AsyncStore, charger_id: str, policy: str) -> ChargerRecor
     """The charger's record, registering it first under ``open``; None if it may not connect.
 
     Registration inserts only if absent, so it can never overwrite a record (and its credentials) that
-    an operator or another adapter instance created at the same moment.
+    an operator or another adapter instance created at the same moment. One trip to the store thread:
+    in a connect storm each handshake queues there once, not up to three times.
     """
     check_policy(policy)
-    record = await store.get_charger(charger_id)
+    return await store.call(_admit, store.store, charger_id, policy)
+
+
+def _admit(store: Store, charger_id: str, policy: str) -> ChargerRecord | None:
+    record = store.get_charger(charger_id)
     if record is not None or policy == "known":
         return record
-    if await store.create_charger(ChargerRecord(charger_id)):
+    if store.create_charger(ChargerRecord(charger_id)):
         return ChargerRecord(charger_id)
-    return await store.get_charger(charger_id)
+    return store.get_charger(charger_id)

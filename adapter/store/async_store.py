@@ -65,7 +65,9 @@ class AsyncStore:
         self._closing = False
         self._flusher: asyncio.Task[None] | None = None
 
-    async def _run(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+    async def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run ``fn`` on the store's thread: a sequence of store calls passed as one function waits its turn
+        there once, not once per call."""
         future: Future[T] = self._executor.submit(functools.partial(fn, *args, **kwargs))
         return await asyncio.wrap_future(future)
 
@@ -116,7 +118,7 @@ class AsyncStore:
                     take = min(self._batch, len(self._buffer))
                     self._failed = [self._buffer.popleft() for _ in range(take)]
                 try:
-                    await self._run(self.store.append_audit, self._failed)
+                    await self.call(self.store.append_audit, self._failed)
                 except (TypeError, ValueError):  # an entry that cannot be encoded will never succeed
                     log.exception("audit: dropping a batch of %d unencodable entries", len(self._failed))
                     self._dropped(len(self._failed))
@@ -147,70 +149,70 @@ class AsyncStore:
 
     # -- chargers -----------------------------------------------------------------------------------
     async def get_charger(self, charger_id: str) -> ChargerRecord | None:
-        return await self._run(self.store.get_charger, charger_id)
+        return await self.call(self.store.get_charger, charger_id)
 
     async def upsert_charger(self, record: ChargerRecord) -> None:
-        await self._run(self.store.upsert_charger, record)
+        await self.call(self.store.upsert_charger, record)
 
     async def create_charger(self, record: ChargerRecord) -> bool:
-        return await self._run(self.store.create_charger, record)
+        return await self.call(self.store.create_charger, record)
 
     async def update_charger(self, charger_id: str, **fields: Any) -> bool:
-        return await self._run(self.store.update_charger, charger_id, **fields)
+        return await self.call(self.store.update_charger, charger_id, **fields)
 
     async def remove_charger(self, charger_id: str) -> bool:
-        return await self._run(self.store.remove_charger, charger_id)
+        return await self.call(self.store.remove_charger, charger_id)
 
     async def list_chargers(self) -> list[ChargerRecord]:
-        return await self._run(self.store.list_chargers)
+        return await self.call(self.store.list_chargers)
 
     # -- sessions -----------------------------------------------------------------------------------
     async def record_connection(self, record: ConnectionRecord) -> None:
-        await self._run(self.store.record_connection, record)
+        await self.call(self.store.record_connection, record)
 
     async def close_connection(self, connection_id: str, ended_at: datetime, code: int | None,
                                reason: str | None) -> None:
-        await self._run(self.store.close_connection, connection_id, ended_at, code, reason)
+        await self.call(self.store.close_connection, connection_id, ended_at, code, reason)
 
     async def list_connections(self, charger_id: str, limit: int = 20) -> list[ConnectionRecord]:
-        return await self._run(self.store.list_connections, charger_id, limit)
+        return await self.call(self.store.list_connections, charger_id, limit)
 
     # -- transactions -------------------------------------------------------------------------------
     async def next_transaction_id(self) -> int:
-        return await self._run(self.store.next_transaction_id)
+        return await self.call(self.store.next_transaction_id)
 
     async def upsert_transaction(self, record: TransactionRecord) -> None:
-        await self._run(self.store.upsert_transaction, record)
+        await self.call(self.store.upsert_transaction, record)
 
     async def get_transaction(self, transaction_id: str) -> TransactionRecord | None:
-        return await self._run(self.store.get_transaction, transaction_id)
+        return await self.call(self.store.get_transaction, transaction_id)
 
     # -- local authorization list -------------------------------------------------------------------
     async def get_id_token(self, token: str) -> IdTokenRecord | None:
-        return await self._run(self.store.get_id_token, token)
+        return await self.call(self.store.get_id_token, token)
 
     async def put_id_token(self, record: IdTokenRecord) -> None:
-        await self._run(self.store.put_id_token, record)
+        await self.call(self.store.put_id_token, record)
 
     async def remove_id_token(self, token: str) -> bool:
-        return await self._run(self.store.remove_id_token, token)
+        return await self.call(self.store.remove_id_token, token)
 
     async def list_id_tokens(self) -> list[IdTokenRecord]:
-        return await self._run(self.store.list_id_tokens)
+        return await self.call(self.store.list_id_tokens)
 
     # -- audit log reads and direct writes ----------------------------------------------------------
     async def append_audit(self, entries: list[AuditEntry]) -> None:
-        await self._run(self.store.append_audit, entries)
+        await self.call(self.store.append_audit, entries)
 
     async def list_audit(self, charger_id: str | None = None, limit: int = 100) -> list[AuditEntry]:
-        return await self._run(self.store.list_audit, charger_id, limit)
+        return await self.call(self.store.list_audit, charger_id, limit)
 
     # -- outbox -------------------------------------------------------------------------------------
     async def outbox_put(self, item: OutboxItem) -> None:
-        await self._run(self.store.outbox_put, item)
+        await self.call(self.store.outbox_put, item)
 
     async def outbox_pending(self, limit: int) -> list[OutboxItem]:
-        return await self._run(self.store.outbox_pending, limit)
+        return await self.call(self.store.outbox_pending, limit)
 
     async def outbox_delete(self, item_ids: list[str]) -> None:
-        await self._run(self.store.outbox_delete, item_ids)
+        await self.call(self.store.outbox_delete, item_ids)

@@ -158,10 +158,10 @@ async def test_a_handshake_the_adapter_cannot_finish_in_time_is_counted_and_logg
     adapter = await adapter_factory(handshake_timeout=0.3)
     never = asyncio.Event()
 
-    async def stuck_lookup(charger_id: str) -> None:
+    async def stuck_store(*args: Any, **kwargs: Any) -> None:
         await never.wait()
 
-    monkeypatch.setattr(adapter.ctx.store, "get_charger", stuck_lookup)
+    monkeypatch.setattr(adapter.ctx.store, "call", stuck_store)
     before = METRICS.counter(names.ERRORS, Kind="handshake_timeout")
     with pytest.raises(websockets.InvalidMessage):  # the connection closes before any HTTP response
         await websockets.connect(url_of(adapter, "cpSlow"), subprotocols=["ocpp1.6"],  # type: ignore[list-item]
@@ -170,3 +170,4 @@ async def test_a_handshake_the_adapter_cannot_finish_in_time_is_counted_and_logg
     assert [(r.levelname, r.getMessage(), getattr(r, "charger_id", None)) for r in records] == [
         ("WARNING", "handshake timed out while authenticating (adapter overloaded?)", "cpSlow")]
     assert METRICS.counter(names.ERRORS, Kind="handshake_timeout") == before + 1
+    monkeypatch.undo()  # the store works again for the adapter's shutdown
