@@ -87,13 +87,11 @@ class SqliteStore(TabularStore):
             self._batching = True
             try:
                 yield
-            except BaseException:
-                if self._batch_begun:
-                    self._db.execute("ROLLBACK")
-                raise
-            else:
                 if self._batch_begun:
                     self._db.execute("COMMIT")
+            except BaseException:
+                self._roll_back()
+                raise
             finally:
                 self._batching = self._batch_begun = False
 
@@ -109,10 +107,15 @@ class SqliteStore(TabularStore):
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
+                self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                self._roll_back()
                 raise
-            self._db.execute("COMMIT")
+
+    def _roll_back(self) -> None:
+        """Also after a failed COMMIT, which leaves the transaction open: the next BEGIN would fail."""
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
 
     def _query(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
@@ -114,3 +115,35 @@ def test_a_batch_of_reads_takes_no_write_lock_and_cancelled_calls_never_run(stor
     assert futures[0].result(10) == ChargerRecord("CP-1") and futures[2].result(10) is None
     worker.shutdown()
     assert ran == [] and "BEGIN IMMEDIATE" not in statements
+
+
+class FailingFirstCommit:
+    """The store's connection, except that its first COMMIT fails (as a full disk would make it)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+        self.failed = False
+
+    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+        if sql == "COMMIT" and not self.failed:
+            self.failed = True
+            raise sqlite3.OperationalError("disk I/O error")
+        return self.db.execute(sql, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.db, name)
+
+
+def test_a_failed_commit_leaves_no_transaction_open_and_the_calls_succeed_alone(store: SqliteStore,
+                                                                                tmp_path: Path) -> None:
+    connection = FailingFirstCommit(store._db)
+    store._db = connection  # type: ignore[assignment]
+    worker = GroupCommitWorker(store.batch)
+    futures = queued_behind_a_busy_worker(worker, [
+        lambda: store.upsert_charger(ChargerRecord("CP-1")), lambda: store.upsert_charger(ChargerRecord("CP-2"))])
+    assert [f.result(10) for f in futures] == [None, None]
+    worker.shutdown()
+    assert connection.failed and not connection.db.in_transaction
+    reopened = SqliteStore(tmp_path / "gw.db")
+    assert sorted(c.charger_id for c in reopened.list_chargers()) == ["CP-1", "CP-2"]
+    reopened.close()
