@@ -22,6 +22,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
+from adapter.bus.thread_state import adopt_current_thread
 from simulator.mqtt import endpoint
 
 CANNED = (b'{"status":"Accepted","currentTime":"2025-01-01T00:00:00.000Z","interval":300,'
@@ -62,6 +63,10 @@ async def _connect(url: str) -> mqtt5.Client:
     return client
 
 
+def _adopt(_: object) -> None:
+    adopt_current_thread()
+
+
 async def _relay(ws: ServerConnection, mqtt: mqtt5.Client) -> None:
     path = ws.request.path if ws.request else "/"
     topic = f"relay/{path.rsplit('/', 1)[-1]}"
@@ -69,7 +74,9 @@ async def _relay(ws: ServerConnection, mqtt: mqtt5.Client) -> None:
         while True:
             frame = await ws.recv(decode=False)
             packet = mqtt5.PublishPacket(topic=topic, payload=frame, qos=mqtt5.QoS.AT_LEAST_ONCE)
-            await asyncio.wrap_future(mqtt.publish(packet))
+            published = mqtt.publish(packet)
+            published.add_done_callback(_adopt)  # as the adapter does, so only OCPP work differs
+            await asyncio.wrap_future(published)
             answer = canned_result(frame)
             if answer is not None:
                 await ws.send(answer, text=True)

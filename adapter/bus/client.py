@@ -12,6 +12,7 @@ from awscrt import auth, io, mqtt5
 
 from adapter.bus.endpoint import MqttEndpoint
 from adapter.bus.loop_hop import LoopHop
+from adapter.bus.thread_state import adopt_current_thread
 from adapter.bus.topic_handlers import MessageHandler, TopicHandlers
 from adapter.observability import names
 from adapter.observability.metrics import METRICS
@@ -124,6 +125,7 @@ class MqttClient:
 
     # awscrt calls these on its own threads; hop to the loop.
     def _on_publish(self, data: mqtt5.PublishReceivedData) -> None:
+        adopt_current_thread()
         packet = data.publish_packet
         self._hop.call(self._dispatch, packet.topic, bytes(packet.payload or b""))
 
@@ -179,6 +181,7 @@ class MqttClient:
         result: asyncio.Future[None] = self._loop.create_future()
 
         def done(crt_future: Future[mqtt5.PublishCompletionData]) -> None:
+            adopt_current_thread()
             self._hop.call(_settle, result, crt_future)
         self._send(packet).add_done_callback(done)
         return result
@@ -191,6 +194,7 @@ class MqttClient:
         crt_future = self._send(packet)
 
         def done(f: Future[mqtt5.PublishCompletionData]) -> None:
+            adopt_current_thread()
             error = _failure(f)
             if error is not None:
                 self._hop.call(on_failure, error)
