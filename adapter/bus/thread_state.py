@@ -3,7 +3,8 @@
 awscrt enters Python from its event-loop threads with ``PyGILState_Ensure`` and leaves with
 ``PyGILState_Release``. A thread CPython did not start has no thread state of its own, so each entry
 creates one (a 16 KiB frame stack: mmap, gettid) and each exit destroys it (munmap, whose TLB shootdown
-interrupts the other cores). With one entry per PUBACK that was a mmap/munmap pair per message. One
+interrupts the other cores). With one entry per PUBACK that was a mmap/munmap pair per message (perf trace
+at 2,000 msg/s: 7,274 each of mmap, munmap and gettid in 5 s on awscrt's thread; none after). One
 ``PyGILState_Ensure`` that is never released keeps the state: later entries only take the GIL.
 """
 
