@@ -20,7 +20,6 @@ from adapter.observability.metrics import METRICS
 log = logging.getLogger(__name__)
 
 
-
 class MqttUnavailable(ConnectionError):
     """The broker did not acknowledge in time, or the client is not connected."""
 
