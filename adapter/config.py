@@ -46,6 +46,7 @@ class Settings:
     store_url: str
     store_username: str | None
     store_password: str | None
+    store_secret_id: str | None
     audit_log: bool
     audit_ttl: int
     log_level: str
@@ -100,6 +101,9 @@ _OPTIONS: dict[str, dict[str, Any]] = {
     "store_username": _meta(None, "MongoDB user, if not in the URL (DocumentDB secrets are injected this way)",
                             _optional_str),
     "store_password": _meta(None, "MongoDB password, if not in the URL; never logged", _optional_str),
+    "store_secret_id": _meta(None, "Secrets Manager secret (name or ARN) to re-read MongoDB credentials from "
+                             "when the server refuses them, as after a rotation: DocumentDB's JSON "
+                             "(username, password) or a whole mongodb:// URI", _optional_str),
     "audit_log": _meta(True, "keep an audit log of every frame in the store", _bool),
     "audit_ttl": _meta(7 * 86400, "seconds the audit log keeps a frame", int),
     "log_level": _meta("info", "log level", choices=("debug", "info", "warning", "error")),

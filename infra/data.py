@@ -18,13 +18,14 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from adapter.config import env_name
 from infra.common import LOG_RETENTION, acknowledge
 from infra.config import DeployConfig
 
 # DocumentDB needs the Amazon RDS CA bundle; the Dockerfile puts it here.
 DOCDB_CA_FILE = "/etc/ssl/certs/rds-global-bundle.pem"
 # Lets the adapter re-read credentials after a rotation instead of keeping the copy injected at start.
-SECRET_ID_ENV = "STORE_SECRET_ID"  # noqa: S105 - the variable's name, not a secret
+SECRET_ID_ENV = env_name("store_secret_id")
 DOCDB_PORT = 27117  # not the MongoDB default: scanners looking for open MongoDB ports find nothing
 
 

@@ -10,7 +10,6 @@ import sys
 import time
 from collections.abc import Coroutine
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 
@@ -33,6 +32,7 @@ from adapter.server.context import AdapterContext
 from adapter.server.handshake import Handshake
 from adapter.server.session import CLOSE_GOING_AWAY, CLOSE_NORMAL, ChargerSession
 from adapter.store.async_store import AsyncStore
+from adapter.store.credentials import SecretUrl, with_credentials
 from adapter.store.factory import open_store
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,9 @@ class Adapter:
     # ---- assembly --------------------------------------------------------------------------------------------
     async def start(self) -> None:
         s = self.settings
+        fresh_url = SecretUrl(s.store_secret_id, s.store_url) if s.store_secret_id else None
         store = AsyncStore(open_store(with_credentials(s.store_url, s.store_username, s.store_password),
+                                      fresh_url=fresh_url,
                                       audit_ttl_s=s.audit_ttl), audit_enabled=s.audit_log)
         await store.start()
         endpoint = parse_endpoint(s.mqtt_url, ca_file=s.mqtt_ca_file, cert_file=s.mqtt_cert_file,
@@ -218,15 +220,6 @@ class Adapter:
         if ctx is not None:
             await ctx.bus.stop()  # each client drains its last lifecycle/shadow publishes first
             await ctx.store.close()
-
-
-def with_credentials(url: str, username: str | None, password: str | None) -> str:
-    """Credentials given separately (as ECS injects secrets) go into a mongodb URL that has none."""
-    parts = urlsplit(url)
-    if not username or not parts.scheme.startswith("mongodb") or "@" in parts.netloc:
-        return url
-    auth = quote(username, safe="") + (":" + quote(password, safe="") if password else "")
-    return urlunsplit(parts._replace(netloc=f"{auth}@{parts.netloc}"))
 
 
 async def run(settings: Settings, *, primary: bool = True, reuse_port: bool = False) -> None:

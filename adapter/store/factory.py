@@ -8,7 +8,7 @@ created). ``memory://``: sqlite in memory, gone on close (unit tests).
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from adapter.store.base import Store
@@ -23,12 +23,14 @@ def store_url_from_env(environ: Mapping[str, str] = os.environ) -> str:
     return environ.get(STORE_URL_ENV) or DEFAULT_STORE_URL
 
 
-def open_store(url: str, *, audit_ttl_s: int = DEFAULT_AUDIT_TTL_S) -> Store:
+def open_store(url: str, *, audit_ttl_s: int = DEFAULT_AUDIT_TTL_S,
+               fresh_url: Callable[[], str] | None = None) -> Store:
+    """``fresh_url`` (MongoDB only) re-reads the URL when the server refuses its credentials."""
     # Back ends are imported on demand: the embedded store must not need pymongo's import cost.
     if url.startswith(("mongodb://", "mongodb+srv://")):
         from adapter.store.mongo import MongoStore
 
-        return MongoStore.from_url(url, audit_ttl_s=audit_ttl_s)
+        return MongoStore.from_url(url, audit_ttl_s=audit_ttl_s, fresh_url=fresh_url)
 
     from adapter.store.sqlite import MEMORY, SqliteStore
 

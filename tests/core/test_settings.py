@@ -6,7 +6,7 @@ import pytest
 
 from adapter import config
 from adapter.cli import build_parser
-from adapter.server.app import with_credentials
+from adapter.store.credentials import with_credentials
 
 
 def parse(argv: list[str], environ: dict[str, str]) -> config.Settings:
@@ -41,3 +41,16 @@ def test_store_credentials_join_a_mongodb_url_without_any() -> None:
         "mongodb://u%40x:p%2Fw%3A@db:27017/ocpp?tls=true")
     assert with_credentials("mongodb://a:b@db/ocpp", "u", "p") == "mongodb://a:b@db/ocpp"
     assert with_credentials("sqlite:///x.db", "u", "p") == "sqlite:///x.db"
+
+
+def test_rotated_credentials_replace_the_ones_in_a_url() -> None:
+    assert with_credentials("mongodb://a:b@db/ocpp", "u", "n:w", replace=True) == "mongodb://u:n%3Aw@db/ocpp"
+    assert with_credentials("mongodb://db/ocpp", "u", "p", replace=True) == "mongodb://u:p@db/ocpp"
+
+
+def test_the_store_secret_is_named_by_the_variable_the_stack_sets() -> None:
+    from infra.data import SECRET_ID_ENV
+
+    assert parse([], {SECRET_ID_ENV: "arn:aws:secretsmanager:eu-west-1:1:secret:x"}).store_secret_id == (
+        "arn:aws:secretsmanager:eu-west-1:1:secret:x")
+    assert parse([], {}).store_secret_id is None
