@@ -21,7 +21,8 @@ _DECIDED = {
     "StartTransaction": "a transaction id from the store's atomic counter (unique across restarts and "
                         "instances) and the token decision",
     "StopTransaction": "the token decision when an idTag is present, else `{}`",
-    "TransactionEvent": "the token decision when an idToken is present (not on `Ended`), else `{}`",
+    "TransactionEvent": ("the token decision when an idToken is present (not on `Ended`, not of type "
+                         "`NoAuthorization`), else `{}`"),
     "VatNumberValidation": "`Rejected` (no VAT service configured)",
     "DataTransfer": "delegated to the back end with `--delegate-data-transfer`, else `UnknownVendorId`",
 }

@@ -5,6 +5,7 @@ Every charger action of every version has a defined answer here (``docs/ocpp-act
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -14,6 +15,8 @@ from adapter.csms.policy import BootPolicy, CsmsPolicy
 from adapter.normalize.transactions import TransactionBook
 from adapter.ocpp.errors import ErrorKind, OcppError
 from adapter.ocpp.versions import Version
+
+log = logging.getLogger(__name__)
 
 Payload = dict[str, Any]
 
@@ -32,6 +35,12 @@ FIXED_ANSWERS: dict[str, Payload] = {
                                 "serialNumber": "0"},
         "source": "OCSP", "status": "Unknown", "nextUpdate": "1970-01-01T00:00:00Z"}]},
 }
+
+
+# What each version's idTagInfo / idTokenInfo status may say; anything else a rule gives is ``Invalid``.
+_TOKEN_STATUSES_V16 = frozenset({"Accepted", "Blocked", "Expired", "Invalid", "ConcurrentTx"})
+_TOKEN_STATUSES_V2 = _TOKEN_STATUSES_V16 | {"NoCredit", "NotAllowedTypeEVSE", "NotAtThisLocation", "NotAtThisTime",
+                                            "Unknown"}
 
 
 class TransactionIds(Protocol):
@@ -91,6 +100,14 @@ class CentralSystem:
     async def _token_info(self, state: SessionState, token: str, token_type: str | None) -> Payload:
         status, parent = await decide(self.policy, self._tokens, self._delegate, state.charger_id, token,
                                       token_type)
+        allowed = _TOKEN_STATUSES_V16 if state.version is Version.V16 else _TOKEN_STATUSES_V2
+        if status not in allowed:
+            log.warning("token status not in this OCPP version's vocabulary; answering Invalid",
+                        extra={"charger_id": state.charger_id, "status": str(status)[:40],
+                               "ocpp_version": state.version.value})
+            status = "Invalid"
+        if not isinstance(parent, str):
+            parent = None
         if state.version is Version.V16:
             info: Payload = {"status": status}
             if parent:
@@ -116,8 +133,8 @@ class CentralSystem:
 
     async def _on_TransactionEvent(self, state: SessionState, payload: Payload) -> Payload:
         token = payload.get("idToken")
-        if not token or payload["eventType"] == "Ended":
-            return {}
+        if not token or token["type"] == "NoAuthorization" or payload["eventType"] == "Ended":
+            return {}  # free vend: the charger authorized nothing, so there is no token to rule on
         return await self._token_info(state, token["idToken"], token["type"])
 
     async def _on_VatNumberValidation(self, state: SessionState, payload: Payload) -> Payload:

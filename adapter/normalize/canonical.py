@@ -106,7 +106,8 @@ def _transaction_event(p: Payload, book: TransactionBook) -> list[EventDraft]:
     tx_id = info["transactionId"]
     evse = p.get("evse") or {}
     token = (p.get("idToken") or {}).get("idToken")
-    samples = samples_v2(p.get("meterValue", []))
+    warnings: list[str] = []
+    samples = samples_v2(p.get("meterValue", []), warnings)
     known = book.get(tx_id)
     location = {"evse_id": evse.get("id", known.evse_id if known else None),
                 "connector_id": evse.get("connectorId", known.connector_id if known else None)}
@@ -140,6 +141,8 @@ def _transaction_event(p: Payload, book: TransactionBook) -> list[EventDraft]:
         tx = book.close(tx_id) or OpenTransaction(tx_id, location["evse_id"], location["connector_id"], token, None)
         events.append(_ended(action, tx, tx_id, token, energy_register_wh(samples), p["timestamp"],
                              info.get("stoppedReason", "Local"), p["triggerReason"]))
+    for event in events:  # a dropped sample is news on whichever event the message still makes
+        event.warnings = warnings
     return events
 
 
@@ -151,8 +154,9 @@ def v2(action: str, p: Payload, response: Payload | None, book: TransactionBook)
             "error_code": None, "info": None, "vendor_error_code": None,
         }, p["timestamp"])]
     if action == "MeterValues":
+        warnings: list[str] = []
         return [_meter_event(action, {"evse_id": p["evseId"], "connector_id": None}, None,
-                             samples_v2(p["meterValue"]), [])]
+                             samples_v2(p["meterValue"], warnings), warnings)]
     if action == "TransactionEvent":
         return _transaction_event(p, book)
     if action == "BootNotification" and response is not None:

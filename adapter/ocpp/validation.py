@@ -15,6 +15,7 @@ field) and reports each repair as a warning; anything else is still an error.
 from __future__ import annotations
 
 import copy
+import math
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -94,11 +95,11 @@ _NUMBER = re.compile(r"^\s*-?\d+(\.\d+)?([eE][-+]?\d+)?\s*$")
 
 def _repair_type(value: Any, expected: Any) -> tuple[bool, Any]:
     types = expected if isinstance(expected, list) else [expected]
-    if isinstance(value, str) and _NUMBER.match(value):
-        if "integer" in types and float(value) == int(float(value)):
-            return True, int(float(value))
+    if isinstance(value, str) and _NUMBER.match(value) and math.isfinite(number := float(value)):
+        if "integer" in types and number.is_integer():
+            return True, int(number)
         if "number" in types:
-            return True, float(value)
+            return True, number
     if "string" in types and isinstance(value, int | float) and not isinstance(value, bool):
         return True, str(value)
     if "boolean" in types and isinstance(value, str) and value.lower() in ("true", "false"):

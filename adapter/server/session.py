@@ -211,6 +211,7 @@ class ChargerSession:
             await self._send(self.conn.error_frame(refusal))
             return
         response = await self.ctx.csms.answer(self.state, call.action, call.payload)
+        answer = None if call.unconfirmed else self.conn.result(call, response)  # no events for a bad answer
         drafts = normalize(self.version, call.action, call.payload, None if call.unconfirmed else response,
                            self.state.book)
         origin = Origin(self.charger_id, self.version.value, self.ctx.adapter_id, q.received_at,
@@ -221,8 +222,7 @@ class ChargerSession:
             return
         METRICS.observe(names.MESSAGE_LATENCY_MS, (time.perf_counter() - q.started) * 1000.0)
         self._after(drafts)
-        if not call.unconfirmed:
-            answer = self.conn.result(call, response)
+        if answer is not None:
             await self._send(answer)
             METRICS.inc(names.MESSAGES_OUT, Action=call.action)
             self._audit_frame("out", 3, call.message_id, call.action, answer)

@@ -171,3 +171,22 @@ async def test_a_handshake_the_adapter_cannot_finish_in_time_is_counted_and_logg
         ("WARNING", "handshake timed out while authenticating (adapter overloaded?)", "cpSlow")]
     assert METRICS.counter(names.ERRORS, Kind="handshake_timeout") == before + 1
     monkeypatch.undo()  # the store works again for the adapter's shutdown
+
+
+async def test_an_answer_the_adapter_cannot_give_publishes_no_event(adapter_factory: Any, connect: Any,
+                                                                     probe: MqttProbe) -> None:
+    """A parent id too long for 1.6's parentIdTag makes the answer invalid: the charger gets InternalError
+    and retries, so no transaction_started may have been published for an id it never received."""
+    from adapter.store.base import IdTokenRecord
+
+    adapter = await adapter_factory(auth_policy="local")
+    await adapter.ctx.store.put_id_token(IdTokenRecord("T1", parent_id="G" * 30))
+    await probe.subscribe("ocpp/cpI/#")
+    cp = await connect("cpI")
+    assert (await cp.call("BootNotification", boot_16()))[0] == 3
+    reply = await cp.call("StartTransaction", {"connectorId": 1, "idTag": "T1", "meterStart": 0,
+                                               "timestamp": "2024-05-01T10:00:00Z"})
+    assert reply[:3] == [4, reply[1], "InternalError"]
+    await cp.call("StatusNotification", {"connectorId": 1, "errorCode": "NoError", "status": "Available"})
+    await probe.next_on("ocpp/cpI/status")
+    assert probe.on("ocpp/cpI/transactions") == []

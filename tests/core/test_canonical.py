@@ -113,3 +113,60 @@ def test_non_numeric_signed_samples_are_kept_out_with_a_warning() -> None:
         {"value": "AB12==", "format": "SignedData"}, {"value": "10"}]}]}, {}, TransactionBook())
     assert [s["value"] for s in drafts[0].data["samples"]] == [10.0]
     assert "not numeric" in drafts[0].warnings[0]
+
+
+def _v2_sample(value: float, *, phase: str | None = None, location: str | None = None,
+               multiplier: int = 0, unit: str = "Wh") -> dict[str, Any]:
+    sample: dict[str, Any] = {"value": value, "unitOfMeasure": {"unit": unit, "multiplier": multiplier}}
+    if phase:
+        sample["phase"] = phase
+    if location:
+        sample["location"] = location
+    return sample
+
+
+def _tx_event(kind: str, seq: int, samples: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"eventType": kind, "timestamp": T0, "triggerReason": "Authorized", "seqNo": seq,
+            "transactionInfo": {"transactionId": "tx-9"}, "evse": {"id": 1, "connectorId": 1},
+            "meterValue": [{"timestamp": T0, "sampledValue": samples}]}
+
+
+def test_transaction_energy_comes_from_the_total_register_not_a_phase() -> None:
+    book = TransactionBook()
+    normalize(Version.V201, "TransactionEvent", _tx_event("Started", 0, [
+        _v2_sample(1000), _v2_sample(300, phase="L1"), _v2_sample(900, location="Inlet"),
+        _v2_sample(350, phase="L3")]), {}, book)
+    ended = normalize(Version.V201, "TransactionEvent", _tx_event("Ended", 1, [
+        _v2_sample(5, unit="kWh"), _v2_sample(1.2, unit="kWh", phase="L1")]), {}, book)[-1]
+    assert ended.type == "transaction_ended"
+    assert (ended.data["meter_stop_wh"], ended.data["energy_wh"]) == (5000.0, 4000.0)
+
+
+def test_energy_register_falls_back_to_a_located_total() -> None:
+    started = normalize(Version.V201, "TransactionEvent", _tx_event("Started", 0, [
+        _v2_sample(700, location="Inlet"), _v2_sample(20, phase="L1")]), {}, TransactionBook())[0]
+    assert started.data["meter_start_wh"] == 700.0
+
+
+@pytest.mark.parametrize("version", [Version.V16, Version.V201])
+def test_non_finite_samples_are_kept_out_with_a_warning(version: Version) -> None:
+    """JSON has no NaN or infinity (orjson would write null, breaking the event schema), and a huge
+    multiplier must not raise inside the handler."""
+    if version is Version.V16:
+        payload = {"connectorId": 1, "meterValue": [{"timestamp": T0, "sampledValue": [
+            {"value": "NaN"}, {"value": "Infinity"}, {"value": "1e306", "unit": "kWh"}, {"value": "10"}]}]}
+    else:
+        payload = {"evseId": 1, "meterValue": [{"timestamp": T0, "sampledValue": [
+            _v2_sample(1, multiplier=400), _v2_sample(1e300, multiplier=10), _v2_sample(10)]}]}
+    drafts = normalize(version, "MeterValues", payload, {}, TransactionBook())
+    assert [s["value"] for s in drafts[0].data["samples"]] == [10.0]
+    assert len(drafts[0].warnings) == (3 if version is Version.V16 else 2)
+    assert all("not a finite number" in w for w in drafts[0].warnings)
+
+
+def test_warnings_of_dropped_samples_survive_when_no_sample_is_left() -> None:
+    drafts = normalize(Version.V201, "TransactionEvent", _tx_event("Started", 0, [_v2_sample(1, multiplier=400)]),
+                       {}, TransactionBook())
+    assert [d.type for d in drafts] == ["transaction_started"]
+    assert drafts[0].data["meter_start_wh"] is None
+    assert "not a finite number" in drafts[0].warnings[0]

@@ -115,3 +115,31 @@ async def test_transaction_ids_come_from_the_counter() -> None:
     request = minimal_request(Version.V16, "StartTransaction")
     ids = [(await csms.answer(state, "StartTransaction", request))["transactionId"] for _ in range(3)]
     assert ids == [1, 2, 3]
+
+
+@pytest.mark.parametrize(("version", "reply", "expected"), [
+    (Version.V16, {"status": "Unknown"}, "Invalid"),
+    (Version.V16, {"status": "NoCredit", "parent_id": 7}, "Invalid"),
+    (Version.V201, {"status": "Unknown"}, "Unknown"),
+    (Version.V201, {"status": "Maybe"}, "Invalid"),
+])
+async def test_delegated_statuses_are_kept_to_the_version_vocabulary(version: Version, reply: dict,
+                                                                      expected: str) -> None:
+    """A back end answering in another version's words must not make the adapter's answer invalid."""
+    csms = CentralSystem(CsmsPolicy(auth=AuthPolicy.DELEGATE), Tokens({}), Counter(), Delegate(reply))
+    state = SessionState("cp1", version, boot_status="Accepted")
+    request = minimal_request(version, "StartTransaction" if version is Version.V16 else "Authorize")
+    answer = await csms.answer(state, "StartTransaction" if version is Version.V16 else "Authorize", request)
+    info = answer["idTagInfo" if version is Version.V16 else "idTokenInfo"]
+    assert info == {"status": expected}
+    validate(version, "StartTransaction" if version is Version.V16 else "Authorize", answer, response=True,
+             strict=True)
+
+
+async def test_free_vend_transaction_gets_no_token_ruling() -> None:
+    csms = CentralSystem(CsmsPolicy(auth=AuthPolicy.LOCAL), Tokens({}), Counter())
+    state = SessionState("cp1", Version.V201, boot_status="Accepted")
+    free = {"eventType": "Started", "idToken": {"idToken": "", "type": "NoAuthorization"}}
+    assert await csms.answer(state, "TransactionEvent", free) == {}
+    unknown = {"eventType": "Started", "idToken": {"idToken": "X", "type": "ISO14443"}}
+    assert await csms.answer(state, "TransactionEvent", unknown) == {"idTokenInfo": {"status": "Invalid"}}

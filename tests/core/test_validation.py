@@ -69,3 +69,12 @@ def test_explainer_is_compiled_only_for_a_first_rejection(monkeypatch: pytest.Mo
         with pytest.raises(fastjsonschema.JsonSchemaValueException):
             check.explain({"n": "1"})
     assert len(compiles) == 1
+
+
+@pytest.mark.parametrize("text", ["1e400", "-1e309"])
+def test_lenient_mode_refuses_numbers_too_large_to_repair(text: str) -> None:
+    """A string beyond float range has no integer meaning: a CALLERROR, not an OverflowError in the session."""
+    payload = {"connectorId": text, "idTag": "T", "meterStart": 0, "timestamp": "2024-05-01T10:00:00Z"}
+    with pytest.raises(OcppError) as info:
+        validate(Version.V16, "StartTransaction", payload, response=False, strict=False)
+    assert info.value.kind.code(Version.V16) == "TypeConstraintViolation"
