@@ -45,7 +45,10 @@ def render() -> str:
         "",
         "Charger-initiated actions are answered by the adapter itself and published as events (see",
         "`docs/mqtt-topics.md`). Before a BootNotification is accepted, 2.x requests other than",
-        "BootNotification get `SecurityError`; 1.6 tolerates them unless `--v16-preboot reject`.",
+        "BootNotification get `SecurityError`; 1.6 tolerates them unless `--v16-preboot reject`. While a",
+        "boot is `Pending`, NotifyReport and the messages asked for by TriggerMessage are answered too.",
+        "The last boot answer is stored with the charger, so a charger that reconnects without rebooting",
+        "(which sends no new BootNotification) is not refused.",
         "Back-end actions are sent to the charger on request over MQTT (`req/v1/...`).",
         "",
     ]

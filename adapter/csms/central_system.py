@@ -43,6 +43,13 @@ _TOKEN_STATUSES_V2 = _TOKEN_STATUSES_V16 | {"NoCredit", "NotAllowedTypeEVSE", "N
                                             "Unknown"}
 
 
+_TRIGGERS = frozenset({"TriggerMessage", "ExtendedTriggerMessage"})
+# TriggerMessage's requestedMessage values that name no action: the certificate signing requests.
+_TRIGGERED_ACTION = {"SignChargePointCertificate": "SignCertificate",
+                     "SignChargingStationCertificate": "SignCertificate",
+                     "SignV2GCertificate": "SignCertificate", "SignCombinedCertificate": "SignCertificate"}
+
+
 class TransactionIds(Protocol):
     async def next_transaction_id(self) -> int: ...
 
@@ -53,8 +60,21 @@ class SessionState:
 
     charger_id: str
     version: Version
-    boot_status: str | None = None
+    boot_status: str | None = None  # restored at connect: a charger reconnecting without reboot sends no boot
     book: TransactionBook = field(default_factory=TransactionBook)
+    triggered: set[str] = field(default_factory=set)  # actions asked for by TriggerMessage while not accepted
+
+    def sent(self, operation: str, payload: Payload) -> None:
+        """Note a CALL sent to the charger: a triggered message may come while its boot is still pending."""
+        if operation in _TRIGGERS and isinstance(message := payload.get("requestedMessage"), str):
+            self.triggered.add(_TRIGGERED_ACTION.get(message, message))
+
+    def resumed_from(self, previous: SessionState) -> SessionState:
+        """A reconnect in the same process keeps what the last session learned, unless the version changed
+        (which takes a reboot: the charger boots again)."""
+        if previous.version is not self.version:
+            return self
+        return SessionState(self.charger_id, self.version, previous.boot_status, previous.book)
 
 
 def now_iso() -> str:
@@ -70,8 +90,11 @@ class CentralSystem:
         self._delegate = delegate
 
     def gate(self, state: SessionState, action: str, message_id: str) -> OcppError | None:
-        """Before its boot is accepted a charger may only boot (2.x: SecurityError; 1.6: configurable)."""
+        """Before its boot is accepted a charger may only boot (2.x: SecurityError; 1.6: configurable); while
+        pending it may also send what the central system asked for (reports, triggered messages)."""
         if action == "BootNotification" or state.boot_status == "Accepted":
+            return None
+        if state.boot_status == "Pending" and (action == "NotifyReport" or action in state.triggered):
             return None
         if state.version is Version.V16 and self.policy.v16_tolerate_preboot:
             return None

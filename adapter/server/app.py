@@ -19,7 +19,7 @@ from adapter.bus.endpoint import parse_endpoint
 from adapter.bus.local_shadow import LocalShadowService
 from adapter.bus.topics import Topics
 from adapter.config import Settings
-from adapter.csms.central_system import CentralSystem
+from adapter.csms.central_system import CentralSystem, SessionState
 from adapter.csms.policy import AuthPolicy, BootPolicy, CsmsPolicy
 from adapter.observability import names
 from adapter.observability.metrics import METRICS, run_emf_flusher
@@ -149,8 +149,10 @@ class Adapter:
             await previous.close(CLOSE_NORMAL, "replaced by a newer connection")
             await previous.finished.wait()
         remote = ws.remote_address
-        session = ChargerSession(ws, cp, admitted.version, ctx, ctx.bus.link(cp),
-                                 f"{remote[0]}:{remote[1]}" if remote else None)
+        state = SessionState(cp, admitted.version, admitted.boot_status)
+        if previous is not None:
+            state = state.resumed_from(previous.state)
+        session = ChargerSession(ws, state, ctx, ctx.bus.link(cp), f"{remote[0]}:{remote[1]}" if remote else None)
         ctx.sessions[cp] = session
         METRICS.set_gauge(names.ACTIVE_CONNECTIONS, len(ctx.sessions))
         try:

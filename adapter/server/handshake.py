@@ -33,6 +33,7 @@ class Admitted:
 
     charger_id: str
     version: Version | None
+    boot_status: str | None
 
 
 def charger_id_from_path(path: str, prefix: str) -> str | None:
@@ -78,7 +79,8 @@ class Handshake:
         if offered:
             request.headers[PROTOCOL_HEADER] = ", ".join(offered)
         fallback = Version(self.ctx.settings.fallback_version) if self.ctx.settings.fallback_version else None
-        self.admitted[id(connection)] = Admitted(charger_id, negotiate(offered, fallback=fallback))
+        self.admitted[id(connection)] = Admitted(charger_id, negotiate(offered, fallback=fallback),
+                                                 decision.record.boot_status)
         return None
 
     def select_subprotocol(self, connection: ServerConnection,

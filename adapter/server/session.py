@@ -34,7 +34,6 @@ from adapter.ocpp.connection import (
     Unmatched,
 )
 from adapter.ocpp.errors import ErrorKind, OcppError
-from adapter.ocpp.versions import Version
 from adapter.server import requests
 from adapter.server.context import AdapterContext
 from adapter.server.requests import BackendRequest, RequestStatus
@@ -57,11 +56,11 @@ class _Queued:
 
 
 class ChargerSession:
-    def __init__(self, ws: ServerConnection, charger_id: str, version: Version, ctx: AdapterContext,
-                 link: Link, remote: str | None) -> None:
+    def __init__(self, ws: ServerConnection, state: SessionState, ctx: AdapterContext, link: Link,
+                 remote: str | None) -> None:
         self.ws = ws
-        self.charger_id = charger_id
-        self.version = version
+        self.charger_id = charger_id = state.charger_id
+        self.version = version = state.version
         self.ctx = ctx
         self.link = link
         self.remote = remote
@@ -69,7 +68,7 @@ class ChargerSession:
         self.started_at = datetime.now(UTC)
         self.last_seen = time.monotonic()
         self.conn = OcppConnection(version, strict=ctx.settings.strict)
-        self.state = SessionState(charger_id, version)
+        self.state = state
         self.shadow = ShadowReporter(link, ctx.bus.topics.shadow_update(charger_id))
         self._calls: asyncio.Queue[_Queued] = asyncio.Queue()
         self._requests: asyncio.Queue[BackendRequest] = asyncio.Queue(ctx.settings.request_queue_limit)
@@ -263,8 +262,9 @@ class ChargerSession:
                                     "firmware": data["firmware"], "serial": data["serial"]})
                 self._catch_up_desired()
                 self.ctx.spawn(store.update_charger(
-                    self.charger_id, vendor=data["vendor"], model=data["model"], serial=data["serial"],
-                    firmware=data["firmware"], ocpp_version=self.version.value, last_seen=datetime.now(UTC)))
+                    self.charger_id, vendor=data["vendor"], model=data["model"], reported_serial=data["serial"],
+                    firmware=data["firmware"], ocpp_version=self.version.value, boot_status=data["status"],
+                    last_seen=datetime.now(UTC)))
             elif draft.type == "status":
                 key = str(data["evse_id"]) if data["connector_id"] in (None, 1) else (
                     f"{data['evse_id']}/{data['connector_id']}")
@@ -326,6 +326,7 @@ class ChargerSession:
                 self._complete(request, RequestStatus.TIMEOUT, error={"description": "deadline passed in queue"})
                 continue
             message_id, text = self.conn.start_call(request.operation, request.payload, validated=True)
+            self.state.sent(request.operation, request.payload)
             self._pending = loop.create_future()
             try:
                 await self.ws.send(text)

@@ -22,7 +22,9 @@ class ChargerRecord:
     model: str | None = None
     serial: str | None = None
     firmware: str | None = None
+    reported_serial: str | None = None  # what the charger's boot says; ``serial`` is the operator's, trusted
     ocpp_version: str | None = None
+    boot_status: str | None = None  # the last BootNotification answer: a reconnect without reboot keeps it
     default_limits: dict[str, Any] = field(default_factory=dict)
     configuration: dict[str, Any] = field(default_factory=dict)
     first_seen: datetime | None = None

@@ -39,8 +39,12 @@ def _key(table: Table[Any]) -> str:
     return table.key or _AUTO_KEY
 
 
+def _column(table: Table[Any], name: str) -> str:
+    return f"{name} {_COLUMN_TYPES.get(table.field_types[name], 'TEXT')}"
+
+
 def _schema(table: Table[Any]) -> list[str]:
-    cols = [f"{name} {_COLUMN_TYPES.get(table.field_types[name], 'TEXT')}" for name in table.fields]
+    cols = [_column(table, name) for name in table.fields]
     if table.key is None:
         cols.insert(0, f"{_AUTO_KEY} INTEGER PRIMARY KEY")
     else:
@@ -51,6 +55,14 @@ def _schema(table: Table[Any]) -> list[str]:
         name = f"ix_{table.name}_{'_'.join(index)}"
         statements.append(f"CREATE INDEX IF NOT EXISTS {name} ON {table.name} ({', '.join(index)})")
     return statements
+
+
+def _add_new_columns(db: sqlite3.Connection, table: Table[Any]) -> None:
+    """A file written by an older release lacks fields added since; they start out NULL (the default)."""
+    present = {row[1] for row in db.execute(f"PRAGMA table_info({table.name})")}
+    for name in table.fields:
+        if name not in present:
+            db.execute(f"ALTER TABLE {table.name} ADD COLUMN {_column(table, name)}")
 
 
 class SqliteStore(TabularStore):
@@ -78,6 +90,7 @@ class SqliteStore(TabularStore):
             for table in TABLES:
                 for statement in _schema(table):
                     db.execute(statement)
+                _add_new_columns(db, table)
 
     @contextmanager
     def batch(self) -> Iterator[None]:

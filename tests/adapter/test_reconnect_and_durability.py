@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import orjson
 import pytest
 import websockets
 
-from tests.adapter.events import T0, T1, T2, boot_16, check_event
+from tests.adapter.events import T0, T1, T2, boot_2x, boot_16, check_event
 from tests.conftest import Broker, MqttProbe, url_of
 
 
@@ -23,6 +24,38 @@ async def test_reconnect_replaces_the_old_session(adapter: Any, probe: MqttProbe
     assert adapter.ctx.sessions["cpR"].ws is not None and len(adapter.ctx.sessions) == 1
     states = [(await probe.next_on("/devices/lifecycle/cpR"))["data"]["event"] for _ in range(3)]
     assert states == ["connected", "disconnected", "connected"]
+
+
+async def test_a_reconnect_without_reboot_keeps_the_accepted_boot(adapter: Any, connect: Any) -> None:
+    """OCPP 2.x chargers boot only after a reboot: a dropped link must not leave them refused (SecurityError)."""
+    first = await connect("cpK", "ocpp2.0.1")
+    assert (await first.call("BootNotification", boot_2x()))[2]["status"] == "Accepted"
+    second = await connect("cpK", "ocpp2.0.1")  # takes over while the first session is open
+    assert (await second.call("Heartbeat", {}))[0] == 3
+    session = adapter.ctx.sessions["cpK"]
+    await second.ws.close()
+    await session.finished.wait()
+    third = await connect("cpK", "ocpp2.0.1")  # no session left: what the store remembers
+    assert (await third.call("Heartbeat", {}))[0] == 3
+    assert (await adapter.ctx.store.get_charger("cpK")).boot_status == "Accepted"
+
+
+async def test_another_adapter_process_knows_the_accepted_boot(adapter_factory: Any, tmp_path: Any) -> None:
+    """As after a restart or a rolling deploy: the instance the charger reconnects to never saw its boot."""
+    store_url = f"sqlite:///{tmp_path / 'state.db'}"
+    first = await adapter_factory(store_url=store_url)
+    ws = await websockets.connect(url_of(first, "cpB"), subprotocols=["ocpp2.0.1"])  # type: ignore[list-item]
+    await ws.send(orjson.dumps([2, "b1", "BootNotification", {
+        "reason": "PowerUp", "chargingStation": {"model": "M", "vendorName": "V", "serialNumber": "SN-boot"}}]))
+    assert orjson.loads(await ws.recv())[2]["status"] == "Accepted"
+    await ws.close()
+    second = await adapter_factory(store_url=store_url, adapter_id="second")
+    ws = await websockets.connect(url_of(second, "cpB"), subprotocols=["ocpp2.0.1"])  # type: ignore[list-item]
+    await ws.send('[2, "h1", "Heartbeat", {}]')
+    assert orjson.loads(await ws.recv())[:2] == [3, "h1"]
+    record = await second.ctx.store.get_charger("cpB")
+    assert (record.reported_serial, record.serial) == ("SN-boot", None), "a boot never sets the trusted serial"
+    await ws.close()
 
 
 async def test_takeover_by_another_adapter_instance(adapter_factory: Any, probe: MqttProbe) -> None:

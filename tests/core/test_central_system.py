@@ -143,3 +143,31 @@ async def test_free_vend_transaction_gets_no_token_ruling() -> None:
     assert await csms.answer(state, "TransactionEvent", free) == {}
     unknown = {"eventType": "Started", "idToken": {"idToken": "X", "type": "ISO14443"}}
     assert await csms.answer(state, "TransactionEvent", unknown) == {"idTokenInfo": {"status": "Invalid"}}
+
+
+async def test_pending_charger_may_send_what_was_asked_for() -> None:
+    """2.0.1 B02: while Pending, reports and triggered messages are answered; anything else is refused."""
+    csms = CentralSystem(CsmsPolicy(boot=BootPolicy.PENDING), Tokens({}), Counter())
+    state = SessionState("cp1", Version.V201)
+    await csms.answer(state, "BootNotification", {})
+    assert csms.gate(state, "NotifyReport", "m1") is None
+    assert csms.gate(state, "StatusNotification", "m2") is not None
+    state.sent("TriggerMessage", {"requestedMessage": "StatusNotification", "evse": {"id": 1}})
+    state.sent("TriggerMessage", {"requestedMessage": "SignChargingStationCertificate"})
+    assert csms.gate(state, "StatusNotification", "m3") is None
+    assert csms.gate(state, "SignCertificate", "m4") is None
+    assert csms.gate(state, "MeterValues", "m5") is not None
+    rejected = SessionState("cp2", Version.V201, boot_status="Rejected")
+    rejected.sent("TriggerMessage", {"requestedMessage": "Heartbeat"})
+    assert csms.gate(rejected, "Heartbeat", "m6") is not None, "a rejected charger must boot again"
+
+
+def test_a_resumed_session_keeps_boot_and_open_transactions_of_the_same_version() -> None:
+    from adapter.normalize.transactions import OpenTransaction
+
+    old = SessionState("cp1", Version.V201, boot_status="Accepted")
+    old.book.open(OpenTransaction("tx1", 1, 1, "T", 100.0))
+    resumed = SessionState("cp1", Version.V201, boot_status=None).resumed_from(old)
+    assert resumed.boot_status == "Accepted" and resumed.book.get("tx1") is not None
+    upgraded = SessionState("cp1", Version.V21).resumed_from(old)
+    assert upgraded.boot_status is None and len(upgraded.book) == 0, "a new version means a reboot"

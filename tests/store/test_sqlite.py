@@ -31,6 +31,24 @@ def test_chargers_tokens_and_transactions_survive_reopen(tmp_path):
     store.close()
 
 
+def test_a_file_from_an_older_release_gains_the_new_columns(tmp_path):
+    """Fields added to a record since a file was written must not make the embedded store unusable."""
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE chargers (charger_id TEXT, password_hash TEXT, security_profile INTEGER, "
+                   "site TEXT, vendor TEXT, model TEXT, serial TEXT, firmware TEXT, ocpp_version TEXT, "
+                   "default_limits TEXT, configuration TEXT, first_seen TEXT, last_seen TEXT, "
+                   "PRIMARY KEY (charger_id))")
+        db.execute("INSERT INTO chargers (charger_id, security_profile, serial, default_limits, configuration) "
+                   "VALUES ('CP-1', 1, 'SN', '{}', '{}')")
+    store = SqliteStore(path)
+    assert store.get_charger("CP-1") == ChargerRecord("CP-1", security_profile=1, serial="SN")
+    assert store.update_charger("CP-1", boot_status="Accepted", reported_serial="SN-2")
+    record = store.get_charger("CP-1")
+    assert (record.boot_status, record.reported_serial, record.serial) == ("Accepted", "SN-2", "SN")
+    store.close()
+
+
 def test_file_store_uses_wal(tmp_path):
     SqliteStore(tmp_path / "gw.db").close()
     with sqlite3.connect(tmp_path / "gw.db") as db:
