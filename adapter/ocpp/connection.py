@@ -47,6 +47,7 @@ class Rejected:
 
     error: OcppError
     reply: str | None
+    failed: IncomingError | None = None  # the outstanding CALL this unusable answer ends, as a call error
 
 
 @dataclass(slots=True)
@@ -81,6 +82,8 @@ class OcppConnection:
     def receive(self, text: str | bytes) -> Incoming:
         try:
             frame = frames.parse(text, self.version)
+        except frames.MalformedResponse as exc:
+            return self._unusable_response(exc, result=exc.result)
         except OcppError as exc:
             return Rejected(exc, self.error_frame(exc))
         if isinstance(frame, Call):
@@ -88,20 +91,30 @@ class OcppConnection:
         pending = self.pending
         if pending is None or pending.message_id != frame.message_id:
             return Unmatched(frame.message_id, frame)
-        self.pending = None
         if isinstance(frame, CallError):
+            self.pending = None
             return IncomingError(frame.message_id, pending.action, frame.code, frame.description, frame.details)
         try:
             payload, warnings = validate(self.version, pending.action, frame.payload, response=True,
                                          strict=self.strict, message_id=frame.message_id)
         except OcppError as exc:
-            # Never answer a CALLRESULT with a CALLERROR; 2.1 has CALLRESULTERROR for this.
-            reply = None
-            if self.version is Version.V21:
-                reply = frames.dumps(CallError(frame.message_id, exc.kind.code(self.version), exc.description,
-                                               exc.details, about_result=True))
-            return Rejected(exc, reply)
+            return self._unusable_response(exc, result=True)
+        self.pending = None
         return IncomingResult(frame.message_id, pending.action, payload, warnings)
+
+    def _unusable_response(self, exc: OcppError, *, result: bool) -> Rejected:
+        """Ends the outstanding CALL it answers (so its requester hears now, not at its deadline). Never
+        answered with a CALLERROR; 2.1 has CALLRESULTERROR for a CALLRESULT."""
+        reply = None
+        if result and self.version is Version.V21:
+            reply = frames.dumps(CallError(exc.message_id, exc.kind.code(self.version), exc.description,
+                                           exc.details, about_result=True))
+        pending, failed = self.pending, None
+        if pending is not None and pending.message_id == exc.message_id:
+            self.pending = None
+            failed = IncomingError(exc.message_id, pending.action, exc.kind.code(self.version),
+                                   f"the charger's answer was unusable: {exc.description}", exc.details)
+        return Rejected(exc, reply, failed)
 
     def _receive_call(self, call: Call) -> Incoming:
         if call.action not in self._charger_actions:

@@ -51,6 +51,14 @@ class CallError:
 Frame = Call | CallResult | CallError
 
 
+class MalformedResponse(OcppError):
+    """A CALLRESULT or CALLERROR of the wrong shape: never answered with a CALLERROR, which only a CALL gets."""
+
+    def __init__(self, description: str, message_id: str, *, result: bool) -> None:
+        super().__init__(ErrorKind.RPC_FRAMEWORK, description, message_id)
+        self.result = result
+
+
 def _readable_id(frame: list[Any]) -> str:
     if len(frame) > 1 and isinstance(frame[1], str) and 0 < len(frame[1]) <= MAX_MESSAGE_ID:
         return frame[1]
@@ -86,12 +94,12 @@ def parse(text: str | bytes, version: Version) -> Frame:
         return Call(message_id, frame[2], frame[3], unconfirmed=mtype is MessageType.SEND)
     if mtype is MessageType.CALLRESULT:
         if len(frame) != 3 or not isinstance(frame[2], dict):
-            raise OcppError(ErrorKind.RPC_FRAMEWORK, "CALLRESULT must be [3, id, {payload}]", message_id)
+            raise MalformedResponse("CALLRESULT must be [3, id, {payload}]", message_id, result=True)
         return CallResult(message_id, frame[2])
     if (len(frame) not in (4, 5) or not isinstance(frame[2], str) or not isinstance(frame[3], str)
             or (len(frame) == 5 and not isinstance(frame[4], dict))):
-        raise OcppError(ErrorKind.RPC_FRAMEWORK, "CALLERROR must be [4, id, code, description, {details}]",
-                        message_id)
+        raise MalformedResponse("CALLERROR must be [4, id, code, description, {details}]", message_id,
+                                result=False)
     details = frame[4] if len(frame) == 5 else {}
     return CallError(message_id, frame[2], frame[3], details,
                      about_result=mtype is MessageType.CALLRESULTERROR)

@@ -168,6 +168,8 @@ class ChargerSession:
                                                            "message_id": event.error.message_id})
             if event.reply is not None:
                 self._send_nowait(event.reply)
+            if event.failed is not None and self._pending is not None and not self._pending.done():
+                self._pending.set_result(event.failed)
         elif isinstance(event, Unmatched):
             log.info("response with unknown message id dropped",
                      extra={**self._log_extra, "message_id": event.message_id})

@@ -65,6 +65,25 @@ async def test_call_error_and_queueing_behind_the_outstanding_call(adapter: Any,
     assert r2["status"] == "ok" and r2["payload"] == {"status": "Scheduled"}
 
 
+async def test_an_unusable_answer_is_a_call_error_at_once(adapter_factory: Any, probe: MqttProbe,
+                                                          connect: Any) -> None:
+    """Not a timeout at the request's deadline (here 60 s): the back end hears what the charger sent."""
+    adapter = await adapter_factory(strict=True)
+    cp = await booted(connect, "cpU", "ocpp2.0.1")
+    await subscribed(probe, adapter, "cpU")
+    await probe.publish("req/v1/cpU/DEFAULT/u1/Reset", {"payload": {"type": "Immediate"}, "timeout_s": 60})
+    await probe.publish("req/v1/cpU/DEFAULT/u2/Reset", {"payload": {"type": "Immediate"}, "timeout_s": 60})
+    first = await cp.next_call()
+    await cp.ws.send(f'[3, "{first[1]}", {{"status": "Maybe"}}]')
+    second = await cp.next_call()
+    await cp.ws.send(f'[3, "{second[1]}"]')
+    r1 = await probe.next_on("res/v1/cpU/DEFAULT/u1/Reset")
+    r2 = await probe.next_on("res/v1/cpU/DEFAULT/u2/Reset")
+    assert (r1["status"], r1["error"]["code"]) == ("call_error", "PropertyConstraintViolation")
+    assert (r2["status"], r2["error"]["code"]) == ("call_error", "RpcFrameworkError")
+    assert "unusable" in r2["error"]["description"]
+
+
 async def test_timeout_then_late_answer_is_dropped(adapter: Any, probe: MqttProbe, connect: Any) -> None:
     cp = await booted(connect, "cpC")
     await subscribed(probe, adapter, "cpC")

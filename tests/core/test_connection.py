@@ -63,6 +63,28 @@ def test_invalid_result_in_21_gets_callresulterror_but_never_a_callerror_before(
         assert (orjson.loads(event.reply)[0] if event.reply else None) == expected
 
 
+@pytest.mark.parametrize("version", [Version.V16, Version.V201, Version.V21])
+@pytest.mark.parametrize(("answer", "is_result"), [('{"status": "Maybe"}', True), ("", True), ("5", False)])
+def test_an_unusable_answer_ends_the_outstanding_call_as_a_call_error(version: Version, answer: str,
+                                                                       is_result: bool) -> None:
+    """Its requester hears at once instead of at its deadline; only a CALL is ever answered with a CALLERROR."""
+    conn = OcppConnection(version, strict=True)
+    message_id, _ = conn.start_call("Reset", {"type": "Soft" if version is Version.V16 else "Immediate"})
+    frame = (f'[3, "{message_id}", {answer}]' if answer.startswith("{") else
+             f'[3, "{message_id}"]' if is_result else f'[4, "{message_id}", "GenericError", {answer}]')
+    event = conn.receive(frame)
+    assert isinstance(event, Rejected) and event.failed is not None
+    assert (event.failed.message_id, event.failed.action) == (message_id, "Reset")
+    assert event.failed.code in ("RpcFrameworkError", "FormatViolation", "PropertyConstraintViolation",
+                                 "FormationViolation")
+    assert conn.pending is None
+    expected_reply = 5 if version is Version.V21 and is_result else None
+    assert (orjson.loads(event.reply)[0] if event.reply else None) == expected_reply
+    other = conn.receive('[3, "someone-else"]')
+    assert isinstance(other, Rejected) and other.failed is None
+    assert (other.reply is None) == (version is not Version.V21)
+
+
 def test_send_is_never_answered() -> None:
     conn = OcppConnection(Version.V21)
     event = conn.receive('[6, "s1", "NotifyPeriodicEventStream", '
