@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -28,6 +29,16 @@ def event_id(origin: Origin, index: int) -> str:
     return digest.hexdigest()
 
 
+def utc(timestamp: str) -> str:
+    """The envelope's times are UTC (DESIGN §3); a charger's local offset is converted, the instant kept."""
+    if timestamp.endswith("Z"):
+        return timestamp
+    try:
+        return datetime.fromisoformat(timestamp).astimezone(UTC).isoformat().replace("+00:00", "Z")
+    except ValueError:  # RFC 3339 forms Python does not read (a lowercase "z"): passed on as the charger sent it
+        return timestamp
+
+
 def envelope(draft: EventDraft, origin: Origin, index: int, warnings: list[str]) -> dict[str, Any]:
     body: dict[str, Any] = {
         "event_id": event_id(origin, index),
@@ -35,7 +46,7 @@ def envelope(draft: EventDraft, origin: Origin, index: int, warnings: list[str])
         "charger_id": origin.charger_id,
         "ocpp_version": origin.ocpp_version,
         "received_at": origin.received_at,
-        "timestamp": draft.timestamp or origin.received_at,
+        "timestamp": utc(draft.timestamp) if draft.timestamp else origin.received_at,
         "adapter_id": origin.adapter_id,
         "data": draft.data,
     }

@@ -78,3 +78,24 @@ def test_lenient_mode_refuses_numbers_too_large_to_repair(text: str) -> None:
     with pytest.raises(OcppError) as info:
         validate(Version.V16, "StartTransaction", payload, response=False, strict=False)
     assert info.value.kind.code(Version.V16) == "TypeConstraintViolation"
+
+
+@pytest.mark.parametrize("strict", [True, False])
+def test_timestamps_that_are_not_rfc3339_are_caught_in_both_modes(strict: bool) -> None:
+    """fastjsonschema alone passes a '+0200' offset and a ':60' second; the verdict is RFC 3339's."""
+    payload = {"connectorId": 1, "errorCode": "NoError", "status": "Available",
+               "timestamp": "2024-06-01T12:00:00+0200"}
+    if strict:
+        with pytest.raises(OcppError) as info:
+            validate(Version.V16, "StatusNotification", payload, response=False, strict=True)
+        assert info.value.kind.code(Version.V16) == "PropertyConstraintViolation"
+        assert info.value.details == {"path": "data.timestamp", "rule": "format"}
+    else:
+        fixed, warnings = validate(Version.V16, "StatusNotification", payload, response=False, strict=False)
+        assert fixed["timestamp"] == "2024-06-01T12:00:00+02:00" and len(warnings) == 1
+    nested = {"eventType": "Started", "timestamp": "2024-06-01T12:00:00Z", "triggerReason": "Authorized",
+              "seqNo": 0, "transactionInfo": {"transactionId": "t"},
+              "meterValue": [{"timestamp": "2024-06-01T12:00:60Z", "sampledValue": [{"value": 1}]}]}
+    with pytest.raises(OcppError) as info:
+        validate(Version.V201, "TransactionEvent", nested, response=False, strict=strict)
+    assert info.value.details == {"path": "data.meterValue[0].timestamp", "rule": "format"}
