@@ -10,7 +10,13 @@ Each charger has a security profile (``ChargerRecord.security_profile``):
 A connection weaker than the charger's profile is refused, never downgraded. Statuses: 200 admitted,
 400 invalid id, 401 missing/wrong credentials (with a ``WWW-Authenticate`` challenge), 403 transport or
 certificate below the profile (or no password configured), 404 unknown id under ``known``, 429 too many
-recent failures for this id (with ``Retry-After``).
+recent wrong passwords for this id (with ``Retry-After``).
+
+The throttle is against password guessing, so only a supplied password found wrong counts: a refusal that
+checked none (no credentials, plain ``ws://`` to profile 2) is no guess, and counting it let anyone lock a
+charger out. It is consulted only where a password would be checked, after the verified-credentials cache,
+so a charger presenting its already verified password is admitted while guessers of its id are refused.
+``HandshakeContext`` has no remote address, so failures are counted per id only.
 
 TLS terminated in front of the adapter (``front_tls_profile``):
 
@@ -32,7 +38,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from adapter.security.identity import validate_charger_id
-from adapter.security.passwords import VerifiedCache, check_basic_auth
+from adapter.security.passwords import AuthOutcome, VerifiedCache, check_basic_auth
 from adapter.security.provisioning import ThingProvisioner
 from adapter.security.registration import admit, check_policy
 from adapter.security.throttle import Throttle
@@ -88,19 +94,13 @@ class Authenticator:
             charger_id = validate_charger_id(ctx.charger_id)
         except ValueError as err:
             return AuthDecision(False, 400, str(err))
-        if throttled := self._throttled(charger_id):
-            return throttled
         async with self._pending:
             record = await admit(self.store, charger_id, self.registration)
             if record is None:
                 return AuthDecision(False, 404, "unknown charger")
             decision = await self._check(ctx, charger_id, record)
-        if decision.ok:
-            self.throttle.success(charger_id)
-            if record.first_seen is None:
-                return AuthDecision(True, 200, _OK, await self._first_connection(record))
-        elif decision.status in (401, 403):
-            self.throttle.failure(charger_id)
+        if decision.ok and record.first_seen is None:
+            return AuthDecision(True, 200, _OK, await self._first_connection(record))
         return decision
 
     def _throttled(self, charger_id: str) -> AuthDecision | None:
@@ -134,14 +134,19 @@ class Authenticator:
         if not stored:
             return AuthDecision(False, 403, "no password configured for this charger")
         if header and self._verified.hit(charger_id, stored, header):
-            return AuthDecision(True, 200, _OK, record)
+            return AuthDecision(True, 200, _OK, record)  # neither throttled nor clearing a guesser's count
+        if throttled := self._throttled(charger_id):
+            return throttled
         async with self._hashing:
             if throttled := self._throttled(charger_id):  # failures may have piled up while queued
                 return throttled
             outcome = await asyncio.to_thread(check_basic_auth, header, charger_id, record)
+        if outcome is AuthOutcome.WRONG_PASSWORD:
+            self.throttle.failure(charger_id)
         if not outcome.ok:
             return AuthDecision(False, 401, outcome.value, headers=_CHALLENGE)
         assert header is not None
+        self.throttle.success(charger_id)
         self._verified.remember(charger_id, stored, header)
         return AuthDecision(True, 200, _OK, record)
 

@@ -1,4 +1,4 @@
-"""Refuse a charger id for a while after repeated authentication failures (password guessing).
+"""Refuse a charger id for a while after repeated wrong passwords (password guessing).
 
 In-memory and per adapter process, O(1) per call; the number of ids tracked is bounded, least recently
 failed first out.

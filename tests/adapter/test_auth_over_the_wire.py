@@ -54,6 +54,21 @@ async def test_basic_auth_and_registration(adapter_factory: Any) -> None:
     assert await status_of(f"{url}/CP-2", additional_headers=basic("CP-2", PASSWORD)) == 403, "no downgrade"
 
 
+async def test_anonymous_requests_cannot_lock_a_charger_out(adapter_factory: Any) -> None:
+    adapter = await adapter_factory(registration="known")
+    await add(adapter, "CP-1", 1)
+    url = f"ws://127.0.0.1:{adapter.port}/ocpp/CP-1"
+    legitimate, wrong = basic("CP-1", PASSWORD), basic("CP-1", "wrong-password-123")
+    assert await status_of(url, additional_headers=legitimate) == 101
+    assert [await status_of(url) for _ in range(6)] == [401] * 6
+    assert await status_of(url, additional_headers=legitimate) == 101
+    assert [await status_of(url, additional_headers=wrong) for _ in range(5)] == [401] * 5
+    with pytest.raises(InvalidStatus) as refused:
+        await websockets.connect(url, additional_headers=wrong)
+    assert (refused.value.response.status_code, refused.value.response.headers["Retry-After"]) == (429, "60")
+    assert await status_of(url, additional_headers=legitimate) == 101, "already verified: never throttled"
+
+
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     directory: Path = tmp_path_factory.mktemp("adapter-pki")

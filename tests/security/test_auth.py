@@ -110,11 +110,30 @@ async def test_repeated_failures_are_throttled_to_429(chargers):
     assert (await authenticator.authenticate(HandshakeContext("CP-1", basic("CP-1")))).status == 200
 
 
-async def test_downgrade_attempts_count_as_failures(chargers):
-    authenticator = Authenticator(chargers, throttle=Throttle(max_failures=2, clock=Clock()))
-    for _ in range(2):
-        assert (await authenticator.authenticate(HandshakeContext("CP-2", basic("CP-2")))).status == 403
-    assert (await authenticator.authenticate(HandshakeContext("CP-2", basic("CP-2"), tls=True))).status == 429
+async def test_refusals_that_check_no_password_never_lock_a_charger_out(chargers):
+    clock = Clock()
+    authenticator = Authenticator(chargers, throttle=Throttle(max_failures=2, backoff_s=60, clock=clock))
+    no_password_checked = [
+        (HandshakeContext("CP-2", basic("CP-2")), 403),  # plain ws:// to profile 2
+        (HandshakeContext("CP-2", tls=True), 401),  # no credentials
+        (HandshakeContext("CP-2", "Bearer x", tls=True), 401),  # malformed
+        (HandshakeContext("CP-2", basic("CP-1"), tls=True), 401),  # another id's user name
+    ]
+    for _ in range(3):  # an anonymous peer, minute after minute
+        for ctx, status in no_password_checked:
+            assert (await authenticator.authenticate(ctx)).status == status
+        clock.now += 59
+    assert (await authenticator.authenticate(HandshakeContext("CP-2", basic("CP-2"), tls=True))).status == 200
+
+
+async def test_verified_credentials_are_admitted_while_guessers_are_throttled(chargers):
+    authenticator = Authenticator(chargers, throttle=Throttle(max_failures=5, backoff_s=60, clock=Clock()))
+    legitimate, wrong = HandshakeContext("CP-1", basic("CP-1")), HandshakeContext("CP-1", basic("CP-1", "x" * 16))
+    assert (await authenticator.authenticate(legitimate)).status == 200
+    assert [(await authenticator.authenticate(wrong)).status for _ in range(6)] == [401] * 5 + [429]
+    assert (await authenticator.authenticate(legitimate)).status == 200
+    throttled = await authenticator.authenticate(wrong)  # the verified charger's success clears no guesses
+    assert (throttled.status, throttled.headers) == (429, (("Retry-After", "60"),))
 
 
 async def test_verified_credentials_skip_argon2_until_the_password_changes(chargers, monkeypatch):
