@@ -60,9 +60,12 @@ class Handshake:
         raw_id = charger_id_from_path(request.path, self.ctx.settings.path_prefix)
         if raw_id is None:
             return self._refuse(connection, HTTPStatus.NOT_FOUND, "expected /{prefix}/{charge_point_id}", None)
+        authorization = request.headers.get_all("Authorization")
+        if len(authorization) > 1:
+            return self._refuse(connection, HTTPStatus.BAD_REQUEST, "more than one Authorization header", None)
         try:
             decision = await self.authenticator.authenticate(HandshakeContext(
-                charger_id=raw_id, authorization=request.headers.get("Authorization"),
+                charger_id=raw_id, authorization=authorization[0] if authorization else None,
                 tls=connection.transport.get_extra_info("ssl_object") is not None,
                 peer_cert=_peer_cert(connection)))
         except asyncio.CancelledError:

@@ -54,6 +54,15 @@ async def test_basic_auth_and_registration(adapter_factory: Any) -> None:
     assert await status_of(f"{url}/CP-2", additional_headers=basic("CP-2", PASSWORD)) == 403, "no downgrade"
 
 
+async def test_a_repeated_authorization_header_is_a_400(adapter_factory: Any) -> None:
+    """Which of two credentials counts is ambiguous: refused plainly, not an HTTP 500 from the header lookup."""
+    adapter = await adapter_factory(registration="known")
+    await add(adapter, "CP-1", 1)
+    headers = [("Authorization", basic("CP-1", PASSWORD)["Authorization"]),
+               ("Authorization", basic("CP-1", "wrong-password-123")["Authorization"])]
+    assert await status_of(f"ws://127.0.0.1:{adapter.port}/ocpp/CP-1", additional_headers=headers) == 400
+
+
 async def test_anonymous_requests_cannot_lock_a_charger_out(adapter_factory: Any) -> None:
     adapter = await adapter_factory(registration="known")
     await add(adapter, "CP-1", 1)
