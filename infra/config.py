@@ -16,6 +16,7 @@ PREFIX = "ocpp:"
 Compute = Literal["fargate", "ec2"]
 Database = Literal["documentdb", "external"]
 MqttMode = Literal["per-charger", "shared"]
+Registration = Literal["open", "known"]  # the adapter's --registration choices
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,9 @@ class DeployConfig:
     mqtt_mode: MqttMode = "per-charger"
     # Charger ids the per-charger identity may use as MQTT client ids (IoT policy wildcard after it).
     charger_id_prefix: str = ""
+    # known: only chargers an operator registered may connect. The adapter's own default (open) would let
+    # anyone reaching the internet-facing NLB register an unused id, unauthenticated, and publish as it.
+    registration: Registration = "known"
     # AWS IoT data endpoint (aws iot describe-endpoint --endpoint-type iot:Data-ATS); the adapter needs it.
     iot_endpoint: str = ""
     service_name: str = "ocpp-adapter"
@@ -84,7 +88,7 @@ class DeployConfig:
 
     def validate(self) -> None:
         choices = {"compute": ("fargate", "ec2"), "database": ("documentdb", "external"),
-                   "mqtt_mode": ("per-charger", "shared")}
+                   "mqtt_mode": ("per-charger", "shared"), "registration": ("open", "known")}
         for name, allowed in choices.items():
             value = getattr(self, name)
             if value not in allowed:

@@ -22,6 +22,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from adapter.config import env_name
 from adapter.observability import names
 from infra.adapter_metrics import connections_per_task, message_latency_p99
 from infra.common import LOG_RETENTION, REPO_ROOT, acknowledge, private_bucket
@@ -122,6 +123,7 @@ class ServiceStack(Stack):
                 "WORKERS": str(max(1, config.task_cpu // 1024)),  # one worker process per vCPU
                 "MQTT_URL": f"wss-sigv4://{endpoint.value_as_string}?region={self.region}",
                 "MQTT_MODE": config.mqtt_mode,
+                env_name("registration"): config.registration,
                 "EMF_METRICS": "true",
                 **({"FRONT_TLS_PROFILE": "2"} if config.tls else {}),  # the NLB terminates TLS
                 names.DIMENSIONS_ENV: f"{names.SERVICE_DIMENSION}={config.service_name}",

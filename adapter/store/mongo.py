@@ -26,6 +26,10 @@ log = logging.getLogger(__name__)
 
 DEFAULT_DATABASE = "ocpp"
 AUTHENTICATION_FAILED = 18  # the server's error code when it refuses a new connection's credentials
+INDEX_NOT_FOUND = 27
+# IndexOptionsConflict, IndexKeySpecsConflict: an index of that name but other options or keys exists.
+INDEX_CONFLICTS = (85, 86)
+TTL_INDEX_ATTEMPTS = 3  # a conflict that outlasts this is a fight between settings, not a start-up race
 # Operations still running on the client that credentials replaced finish before it is closed.
 RETIRED_CLIENT_GRACE_S = 60.0
 Document = dict[str, Any]
@@ -119,12 +123,29 @@ class MongoStore(TabularStore):
                 self._ensure_ttl(coll, table.ttl_field)
 
     def _ensure_ttl(self, coll: Collection[Document], field: str) -> None:
-        """A changed TTL setting replaces the index (collMod is not available on every server/mock)."""
+        """A changed TTL setting replaces the index (collMod is not available on every server/mock).
+
+        Workers starting together race here: another may drop the old index before this one does, or an
+        instance still on the previous setting (mid-deployment) may recreate it between the drop and the
+        create. Each round re-reads the index, so it ends at this worker's TTL or fails loudly.
+        """
         name = f"{field}_ttl"
-        existing = coll.index_information().get(name)
-        if existing is not None and existing.get("expireAfterSeconds") != self.audit_ttl_s:
-            coll.drop_index(name)
-        coll.create_index([(field, ASCENDING)], name=name, expireAfterSeconds=self.audit_ttl_s)
+        keys = [(field, ASCENDING)]
+        for attempt in range(1, TTL_INDEX_ATTEMPTS + 1):
+            existing = coll.index_information().get(name)
+            if existing is not None and (existing["key"] != keys
+                                         or existing.get("expireAfterSeconds") != self.audit_ttl_s):
+                try:
+                    coll.drop_index(name)
+                except OperationFailure as exc:
+                    if exc.code != INDEX_NOT_FOUND:  # not found: another worker dropped it first
+                        raise
+            try:
+                coll.create_index(keys, name=name, expireAfterSeconds=self.audit_ttl_s)
+                return
+            except OperationFailure as exc:
+                if exc.code not in INDEX_CONFLICTS or attempt == TTL_INDEX_ATTEMPTS:
+                    raise
 
     def _coll(self, table: Table[Any]) -> Collection[Document]:
         return self._db[table.name]

@@ -1,7 +1,8 @@
 """Synthesize the whole CDK app once per variant per test session (jsii start-up and synthesis are slow).
 
-Two variants cover both values of every switch: Fargate + TLS + DocumentDB + per-charger MQTT identities,
-and EC2 capacity + plain TCP + external MongoDB + shared MQTT identities.
+Two variants cover both values of every switch: Fargate + TLS + DocumentDB + per-charger MQTT identities +
+cdk.json's registration policy (known), and EC2 capacity + plain TCP + external MongoDB + shared MQTT
+identities + open registration.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
                     "ocpp:iotEndpoint": IOT_ENDPOINT},
     "ec2-plain": {"ocpp:compute": "ec2", "ocpp:certificateArn": "", "ocpp:database": "external",
                   "ocpp:mongoUriSecretName": "ocpp/mongodb-uri", "ocpp:mqttMode": "shared",
-                  "ocpp:chargerIdPrefix": "", "ocpp:iotEndpoint": ""},
+                  "ocpp:chargerIdPrefix": "", "ocpp:iotEndpoint": "", "ocpp:registration": "open"},
 }
 
 

@@ -7,13 +7,15 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import get_args
 
 import pytest
 from aws_cdk import App
 
+from adapter.security.registration import POLICIES
 from infra.common import REPO_ROOT
 from infra.compose import cdk_json_context
-from infra.config import DeployConfig, context_key
+from infra.config import DeployConfig, Registration, context_key
 
 STACKS = {"OcppNetwork", "OcppData", "OcppAnalytics", "OcppIot", "OcppService", "OcppObservability"}
 
@@ -58,8 +60,15 @@ def test_context_values_from_the_command_line_are_coerced() -> None:
     assert config().public_port == 80
 
 
+def test_registration_defaults_to_known_among_the_adapter_policies() -> None:
+    assert config().registration == "known"
+    assert config(registration="open").registration == "open"
+    assert set(get_args(Registration)) == set(POLICIES)
+
+
 @pytest.mark.parametrize(("context", "message"), [
     ({"compute": "lambda"}, "ocpp:compute must be one of"),
+    ({"registration": "closed"}, "ocpp:registration must be one of"),
     ({"database": "external"}, "needs ocpp:mongoUriSecretName"),
     ({"minTasks": 3, "desiredCount": 2}, "minTasks <= desiredCount"),
     ({"stopTimeoutS": 300}, "at most 120 s"),

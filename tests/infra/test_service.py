@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from aws_cdk.assertions import Match
 
+from adapter.config import env_name
 from adapter.observability import names
 from infra.common import REPO_ROOT
 from tests.infra.helpers import all_statements, as_list, container, environment
@@ -81,6 +82,13 @@ def test_adapter_settings_in_the_environment(variant: str) -> None:
     mqtt_url = json.dumps(env["MQTT_URL"])
     assert "wss-sigv4://" in mqtt_url and "IotEndpoint" in mqtt_url and "?region=" in mqtt_url
     assert ("FRONT_TLS_PROFILE" in env) is s.config.tls
+
+
+def test_registration_is_known_unless_the_context_chooses_another_policy() -> None:
+    """The NLB is internet-facing: under the adapter's own default (open) anyone could claim unused ids."""
+    default, chosen = synth("fargate-tls"), synth("ec2-plain")
+    assert environment(default)[env_name("registration")] == "known"
+    assert environment(chosen)[env_name("registration")] == "open"
 
 
 def test_image_is_built_from_the_repo_dockerfile() -> None:

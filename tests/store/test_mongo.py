@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import mongomock
-from pymongo.errors import DuplicateKeyError
+import pytest
+from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from adapter.store import mongo
 from adapter.store.factory import open_store
@@ -36,6 +37,64 @@ def test_changed_ttl_replaces_the_index_and_reopening_keeps_it():
     MongoStore(db, audit_ttl_s=60)
     MongoStore(db, audit_ttl_s=60)
     assert db["messages"].index_information()["at_ttl"]["expireAfterSeconds"] == 60
+
+
+class _RacingMessages:
+    """The audit collection as one starting worker sees it while others start too (the rest passes through).
+
+    mongomock's errors carry no code; these raise what a MongoDB/DocumentDB server answers.
+    """
+
+    def __init__(self, real, *, drop_first: bool = False, old_ttl_creates: int = 0) -> None:
+        self.real, self.drop_first, self.old_ttl_creates = real, drop_first, old_ttl_creates
+
+    def drop_index(self, name):
+        if self.drop_first:  # another worker saw the same old index and dropped it first
+            self.drop_first = False
+            self.real.drop_index(name)
+            raise OperationFailure(f"index not found with name [{name}]", code=27)
+        return self.real.drop_index(name)
+
+    def create_index(self, keys, **kwargs):
+        if self.old_ttl_creates and "expireAfterSeconds" in kwargs:  # an instance on the old setting
+            self.old_ttl_creates -= 1
+            self.real.create_index(keys, **{**kwargs, "expireAfterSeconds": 3600})
+            raise OperationFailure(f"Index with name: {kwargs['name']} already exists with different options",
+                                   code=85)
+        return self.real.create_index(keys, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+
+class _RacingDb:
+    def __init__(self, real, **race) -> None:
+        self.real, self.messages = real, _RacingMessages(real["messages"], **race)
+
+    def __getitem__(self, name):
+        return self.messages if name == "messages" else self.real[name]
+
+
+def test_ttl_change_survives_another_worker_dropping_the_index_first():
+    db = _db()
+    MongoStore(db, audit_ttl_s=3600)
+    MongoStore(_RacingDb(db, drop_first=True), audit_ttl_s=60)
+    assert db["messages"].index_information()["at_ttl"]["expireAfterSeconds"] == 60
+
+
+def test_ttl_change_replaces_an_old_setting_index_recreated_during_start_up():
+    db = _db()
+    MongoStore(db, audit_ttl_s=3600)
+    MongoStore(_RacingDb(db, drop_first=True, old_ttl_creates=1), audit_ttl_s=60)
+    assert db["messages"].index_information()["at_ttl"]["expireAfterSeconds"] == 60
+
+
+def test_ttl_index_conflict_that_never_settles_fails_start_up():
+    db = _db()
+    MongoStore(db, audit_ttl_s=3600)
+    with pytest.raises(OperationFailure) as raised:
+        MongoStore(_RacingDb(db, old_ttl_creates=mongo.TTL_INDEX_ATTEMPTS), audit_ttl_s=60)
+    assert raised.value.code == 85
 
 
 def test_open_store_takes_the_database_from_the_url(monkeypatch):
