@@ -13,6 +13,7 @@ import orjson
 from adapter.ocpp.errors import OcppError
 from adapter.ocpp.validation import validate
 from adapter.ocpp.versions import Version, backend_actions
+from adapter.security import password_change
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
@@ -66,6 +67,10 @@ def check(version: Version, namespace: str, request_id: str, operation: str, pay
         validate(version, operation, payload, response=False, strict=True)
     except OcppError as exc:
         raise InvalidRequest(f"payload invalid for {operation}: {exc.description}") from None
+    try:
+        password_change.check(operation, payload)
+    except ValueError as exc:
+        raise InvalidRequest(f"new charger password refused: {exc}") from None
 
 
 def response_body(charger_id: str, namespace: str, request_id: str, operation: str, status: str, *,

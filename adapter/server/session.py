@@ -34,6 +34,9 @@ from adapter.ocpp.connection import (
     Unmatched,
 )
 from adapter.ocpp.errors import ErrorKind, OcppError
+from adapter.ocpp.frames import Call, dumps
+from adapter.security import password_change
+from adapter.security.passwords import hash_password
 from adapter.server import requests
 from adapter.server.context import AdapterContext
 from adapter.server.requests import BackendRequest, RequestStatus
@@ -327,12 +330,16 @@ class ChargerSession:
             if remaining <= 0:
                 self._complete(request, RequestStatus.TIMEOUT, error={"description": "deadline passed in queue"})
                 continue
+            password = password_change.new_password(request.operation, request.payload)
+            digest = None if password is None else await asyncio.to_thread(hash_password, password)
             message_id, text = self.conn.start_call(request.operation, request.payload, validated=True)
             self.state.sent(request.operation, request.payload)
             self._pending = loop.create_future()
             try:
                 await self.ws.send(text)
-                self._audit_frame("out", 2, message_id, request.operation, text)
+                self._audit_frame("out", 2, message_id, request.operation, text if password is None else dumps(
+                    Call(message_id, request.operation, password_change.redacted(request.operation,
+                                                                                 request.payload))))
                 async with asyncio.timeout(remaining):
                     answer = await self._pending
             except TimeoutError:
@@ -349,10 +356,18 @@ class ChargerSession:
                 self._pending = None
             METRICS.observe(names.REQUEST_LATENCY_MS, (loop.time() - request.received) * 1000.0)
             if isinstance(answer, IncomingResult):
+                if digest is not None and password_change.accepted(request.operation, answer.payload):
+                    self.ctx.spawn(self._store_password(digest))
                 self._complete(request, RequestStatus.OK, payload=answer.payload)
             else:
                 self._complete(request, RequestStatus.CALL_ERROR, error={
                     "code": answer.code, "description": answer.description, "details": answer.details})
+
+    async def _store_password(self, digest: str) -> None:
+        """The charger took a new password and reconnects with it (hashed before it was sent, so this is
+        one store write, not an argon2 run, racing the reconnect)."""
+        await self.ctx.store.update_charger(self.charger_id, password_hash=digest)
+        log.info("charger password changed over OCPP", extra=self._log_extra)
 
     def _complete(self, request: BackendRequest, status: str, *, payload: dict[str, Any] | None = None,
                   error: dict[str, Any] | None = None) -> None:

@@ -11,6 +11,7 @@ import orjson
 
 from adapter.bus.bus import Link
 from adapter.ocpp.versions import Version
+from adapter.security import password_change
 
 if TYPE_CHECKING:
     from adapter.server.session import ChargerSession
@@ -23,13 +24,17 @@ _APPLIED = {"Accepted", "RebootRequired"}
 def configuration_request(version: Version, key: str, value: Any) -> tuple[str, dict[str, Any]]:
     """1.6 keys go through ChangeConfiguration; 2.x keys are ``Component.Variable`` for SetVariables."""
     text = value if isinstance(value, str) else orjson.dumps(value).decode()
+    payload: dict[str, Any]
     if version is Version.V16:
-        return "ChangeConfiguration", {"key": key, "value": text}
-    component, sep, variable = key.partition(".")
-    if not sep or not component or not variable:
-        raise ValueError(f"2.x configuration keys are Component.Variable, got {key!r}")
-    return "SetVariables", {"setVariableData": [{"component": {"name": component}, "variable": {"name": variable},
-                                                 "attributeValue": text}]}
+        operation, payload = "ChangeConfiguration", {"key": key, "value": text}
+    else:
+        component, sep, variable = key.partition(".")
+        if not sep or not component or not variable:
+            raise ValueError(f"2.x configuration keys are Component.Variable, got {key!r}")
+        operation, payload = "SetVariables", {"setVariableData": [{
+            "component": {"name": component}, "variable": {"name": variable}, "attributeValue": text}]}
+    password_change.check(operation, payload)
+    return operation, payload
 
 
 def configuration_status(version: Version, reply: dict[str, Any]) -> str:
@@ -48,8 +53,9 @@ class ShadowReporter:
         self._tasks: set[asyncio.Task[None]] = set()
         self._seen_version = -1
 
-    def report(self, reported: dict[str, Any]) -> None:
-        self._link.publish_nowait(self._topic, orjson.dumps({"state": {"reported": reported}}))
+    def report(self, reported: dict[str, Any], desired: dict[str, Any] | None = None) -> None:
+        state = {"reported": reported} if desired is None else {"reported": reported, "desired": desired}
+        self._link.publish_nowait(self._topic, orjson.dumps({"state": state}))
 
     def on_delta(self, session: ChargerSession) -> Callable[[str, bytes], None]:
         """Desired configuration changed while the charger is connected."""
@@ -101,8 +107,11 @@ class ShadowReporter:
         return state if isinstance(state, dict) else None
 
     async def apply_configuration(self, session: ChargerSession, desired: dict[str, Any]) -> None:
+        """A password, once the charger took it, is reported masked and deleted from desired: it must not
+        linger in the shadow document, and without it no delta keeps asking for it."""
         applied: dict[str, Any] = {}
         statuses: dict[str, str] = {}
+        spent: dict[str, None] = {}
         for key, value in desired.items():
             try:
                 operation, payload = configuration_request(session.version, key, value)
@@ -114,8 +123,11 @@ class ShadowReporter:
             reply = await session.submit(operation, payload)
             statuses[key] = configuration_status(session.version, reply)
             if statuses[key] in _APPLIED:
-                applied[key] = value
+                secret = password_change.new_password(operation, payload) is not None
+                applied[key] = password_change.REDACTED if secret else value
+                if secret:
+                    spent[key] = None
         report: dict[str, Any] = {"configuration_status": statuses}
         if applied:
             report["configuration"] = applied
-        self.report(report)
+        self.report(report, {"configuration": spent} if spent else None)

@@ -139,3 +139,73 @@ async def test_every_event_of_a_busy_charger_validates(adapter: Any, probe: Mqtt
     for body in probe.on("ocpp/cpV/#"):
         check_event(body)
     assert probe.on("ocpp/cpV/events/DataTransfer")[0]["data"]["response"] == {"status": "UnknownVendorId"}
+
+
+NEW_PASSWORD = "rotated-Passw0rd-2026"
+
+
+async def _registered(adapter: Any, charger_id: str) -> dict[str, str]:
+    import base64
+
+    from adapter.security.passwords import hash_password
+    from adapter.store.base import ChargerRecord
+
+    await adapter.ctx.store.upsert_charger(ChargerRecord(charger_id, password_hash=hash_password("first-Passw0rd-2025"),
+                                                         security_profile=1))
+    return {"Authorization": "Basic " + base64.b64encode(f"{charger_id}:first-Passw0rd-2025".encode()).decode()}
+
+
+async def _admits(adapter: Any, charger_id: str, password: str) -> bool:
+    from adapter.security.passwords import verify_password
+
+    record = await adapter.ctx.store.get_charger(charger_id)
+    return verify_password(record.password_hash, password)
+
+
+async def test_a_password_rotated_over_ocpp_is_stored_hashed_and_never_recorded(
+        adapter_factory: Any, probe: MqttProbe, connect: Any) -> None:
+    """1.6 AuthorizationKey through a back-end request: refused when the adapter could not store it, else sent;
+    once accepted the charger reconnects with it, so its hash replaces the stored one."""
+    adapter = await adapter_factory(registration="known")
+    cp = await connect("cpP", additional_headers=await _registered(adapter, "cpP"))
+    await cp.call("BootNotification", boot_16())
+    await adapter.ctx.sessions["cpP"].link.client.wait_connected(10)
+    await probe.subscribe("res/v1/cpP/#")
+    await probe.publish("req/v1/cpP/DEFAULT/p0/ChangeConfiguration", {"key": "AuthorizationKey", "value": "short"})
+    refused = await probe.next_on("res/v1/cpP/DEFAULT/p0/ChangeConfiguration")
+    assert refused["status"] == "invalid_request" and "short" not in refused["error"]["description"]
+    await probe.publish("req/v1/cpP/DEFAULT/p1/ChangeConfiguration",
+                        {"key": "AuthorizationKey", "value": NEW_PASSWORD})
+    frame = await cp.next_call()
+    assert frame[3] == {"key": "AuthorizationKey", "value": NEW_PASSWORD}
+    await cp.answer(frame, {"status": "Accepted"})
+    assert (await probe.next_on("res/v1/cpP/DEFAULT/p1/ChangeConfiguration"))["status"] == "ok"
+    await adapter.ctx.store.flush()
+    frames = [entry.frame for entry in await adapter.ctx.store.list_audit("cpP")]
+    assert any('"AuthorizationKey"' in f for f in frames)
+    assert not any(NEW_PASSWORD in f for f in frames), "the audit log never holds a password"
+    assert await _admits(adapter, "cpP", NEW_PASSWORD)
+
+
+async def test_a_password_desired_in_the_shadow_is_masked_and_removed_once_applied(
+        adapter_factory: Any, probe: MqttProbe, connect: Any) -> None:
+    adapter = await adapter_factory(registration="known")
+    cp = await connect("cpQ", "ocpp2.0.1", additional_headers=await _registered(adapter, "cpQ"))
+    await cp.call("BootNotification", boot_2x())
+    await adapter.ctx.sessions["cpQ"].link.client.wait_connected(10)
+    await probe.subscribe("$aws/things/cpQ/shadow/update/accepted")
+    key = "SecurityCtrlr.BasicAuthPassword"
+    await probe.publish("$aws/things/cpQ/shadow/update", {"state": {"desired": {"configuration": {key: NEW_PASSWORD}}}})
+    frame = await cp.next_call()
+    assert frame[3]["setVariableData"][0]["attributeValue"] == NEW_PASSWORD
+    await cp.answer(frame, {"setVariableResult": [{"attributeStatus": "Accepted", "component": {
+        "name": "SecurityCtrlr"}, "variable": {"name": "BasicAuthPassword"}}]})
+    _, report = await probe.wait_for(lambda t, b: "configuration_status" in b["state"].get("reported", {}))
+    assert report["state"]["reported"]["configuration"] == {key: "********"}
+    assert report["state"]["desired"] == {"configuration": {key: None}}
+    await probe.subscribe("$aws/things/cpQ/shadow/get/accepted")
+    await probe.publish("$aws/things/cpQ/shadow/get", {"clientToken": "doc"})
+    document = await probe.next_on("$aws/things/cpQ/shadow/get/accepted")
+    assert key not in document["state"].get("desired", {}).get("configuration", {})
+    assert NEW_PASSWORD not in str(document), "the shadow no longer holds the password"
+    assert await _admits(adapter, "cpQ", NEW_PASSWORD)
