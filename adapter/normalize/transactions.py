@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+from adapter.ocpp.versions import Version
 
 
 @dataclass(slots=True)
@@ -30,3 +33,13 @@ class TransactionBook:
 
     def __len__(self) -> int:
         return len(self._open)
+
+
+def continued_transaction(version: Version, action: str, payload: dict[str, Any]) -> str | None:
+    """The id of a transaction this message continues or ends, which may have started on an earlier
+    connection (or adapter): the session then recalls it from the store, so the events stay complete."""
+    if version is Version.V16:
+        return str(payload["transactionId"]) if action == "StopTransaction" else None
+    if action == "TransactionEvent" and payload["eventType"] != "Started":
+        return str(payload["transactionInfo"]["transactionId"])
+    return None

@@ -23,6 +23,7 @@ from adapter.bus.envelope import Origin, encode, envelope
 from adapter.csms.central_system import SessionState, now_iso
 from adapter.normalize.canonical import normalize
 from adapter.normalize.events import EventDraft
+from adapter.normalize.transactions import OpenTransaction, continued_transaction
 from adapter.observability import names
 from adapter.observability.metrics import METRICS
 from adapter.ocpp.connection import (
@@ -214,6 +215,7 @@ class ChargerSession:
         if refusal is not None:
             await self._send(self.conn.error_frame(refusal))
             return
+        await self._recall_transaction(call)
         response = await self.ctx.csms.answer(self.state, call.action, call.payload)
         answer = None if call.unconfirmed else self.conn.result(call, response)  # no events for a bad answer
         drafts = normalize(self.version, call.action, call.payload, None if call.unconfirmed else response,
@@ -278,6 +280,15 @@ class ChargerSession:
                                                          "error_code": data["error_code"]}}})
             elif draft.type in ("transaction_started", "transaction_ended"):
                 self.ctx.spawn(self._record_transaction(draft))
+
+    async def _recall_transaction(self, call: IncomingCall) -> None:
+        tx_id = continued_transaction(self.version, call.action, call.payload)
+        if tx_id is None or self.state.book.get(tx_id) is not None:
+            return
+        record = await self.ctx.store.get_transaction(_transaction_key(self.charger_id, tx_id))
+        if record is not None:
+            self.state.book.open(OpenTransaction(tx_id, record.evse_id, record.connector_id, record.id_token,
+                                                 record.meter_start_wh))
 
     async def _record_transaction(self, draft: EventDraft) -> None:
         """An ended transaction keeps what its start recorded (meter start, start time)."""
@@ -395,12 +406,17 @@ def _transaction_record(charger_id: str, draft: EventDraft) -> TransactionRecord
     data = draft.data
     ended = draft.type == "transaction_ended"
     return TransactionRecord(
-        transaction_id=f"{charger_id}/{data['transaction_id']}", charger_id=charger_id,
+        transaction_id=_transaction_key(charger_id, data["transaction_id"]), charger_id=charger_id,
         state="ended" if ended else "active", id_token=data.get("id_token"), evse_id=data.get("evse_id"),
         connector_id=data.get("connector_id"), meter_start_wh=data.get("meter_start_wh"),
         meter_stop_wh=data.get("meter_stop_wh"), energy_wh=data.get("energy_wh"),
         started_at=_parse_time(data.get("started_at")), stopped_at=_parse_time(data.get("stopped_at")),
         stop_reason=data.get("stop_reason"))
+
+
+def _transaction_key(charger_id: str, transaction_id: str) -> str:
+    """2.x transaction ids are the charger's own and may repeat across chargers."""
+    return f"{charger_id}/{transaction_id}"
 
 
 def _parse_time(value: str | None) -> datetime | None:

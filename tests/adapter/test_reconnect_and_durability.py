@@ -58,6 +58,30 @@ async def test_another_adapter_process_knows_the_accepted_boot(adapter_factory: 
     await ws.close()
 
 
+async def test_a_transaction_ended_through_another_adapter_keeps_what_its_start_said(
+        adapter_factory: Any, probe: MqttProbe, tmp_path: Any) -> None:
+    """A StopTransaction queued offline, or sent after a reconnect to another instance, names only the id."""
+    store_url = f"sqlite:///{tmp_path / 'state.db'}"
+    first = await adapter_factory(store_url=store_url)
+    second = await adapter_factory(store_url=store_url, adapter_id="second")
+    await probe.subscribe("ocpp/cpE/transactions")
+    ws = await websockets.connect(url_of(first, "cpE"), subprotocols=["ocpp1.6"])  # type: ignore[list-item]
+    await ws.send(orjson.dumps([2, "s1", "StartTransaction", {"connectorId": 2, "idTag": "TAG7", "meterStart": 1000,
+                                                              "timestamp": T0}]))
+    tx_id = orjson.loads(await ws.recv())[2]["transactionId"]
+    assert await first.ctx.store.get_transaction(f"cpE/{tx_id}") is not None
+    await ws.close()
+    ws = await websockets.connect(url_of(second, "cpE"), subprotocols=["ocpp1.6"])  # type: ignore[list-item]
+    await ws.send(orjson.dumps([2, "e1", "StopTransaction", {"transactionId": tx_id, "meterStop": 4000,
+                                                             "timestamp": T2}]))
+    assert orjson.loads(await ws.recv())[:2] == [3, "e1"]
+    await ws.close()
+    await probe.next_on("ocpp/cpE/transactions")
+    ended = check_event(await probe.next_on("ocpp/cpE/transactions"))["data"]
+    assert (ended["evse_id"], ended["connector_id"], ended["id_token"]) == (2, 1, "TAG7")
+    assert (ended["meter_stop_wh"], ended["energy_wh"]) == (4000, 3000)
+
+
 async def test_takeover_by_another_adapter_instance(adapter_factory: Any, probe: MqttProbe) -> None:
     a = await adapter_factory(adapter_id="adapter-a")
     b = await adapter_factory(adapter_id="adapter-b", local_shadow="off")
