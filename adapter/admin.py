@@ -3,7 +3,8 @@
 ``add_admin_parsers`` plugs the ``chargers`` and ``tokens`` commands into the adapter's own CLI; each leaf
 command sets ``func``, so the CLI runs ``args.func(args)`` and exits with the int it returns: 0 done,
 1 not possible with what is stored (unknown id, already exists, store unreachable), 2 invalid input.
-Every command takes ``--store-url`` (default: STORE_URL, else the embedded store) and ``--json``.
+Every command takes the server's store settings (``--store-url`` and the DocumentDB credentials given apart
+from it, flag or environment variable as for ``serve``) and ``--json``.
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import os
 import secrets
 import sqlite3
 import string
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -23,13 +25,16 @@ from typing import Any
 
 from pymongo.errors import PyMongoError
 
+from adapter import config
 from adapter.security.identity import validate_charger_id, validate_id_token
 from adapter.security.passwords import hash_password
 from adapter.store.base import ChargerRecord, IdTokenRecord, Store
-from adapter.store.factory import open_store, store_url_from_env
+from adapter.store.credentials import SecretUrl, with_credentials
+from adapter.store.factory import open_store
 
 TOKEN_STATUSES = ("Accepted", "Blocked", "Expired", "Invalid")
 PROFILES = (0, 1, 2, 3)
+STORE_SETTINGS = ("store_url", "store_username", "store_password", "store_secret_id")
 _GENERATED_LENGTH = 24
 _ALPHABET = string.ascii_letters + string.digits
 
@@ -223,9 +228,16 @@ def _json_default(value: object) -> str:
     raise TypeError(f"cannot encode {type(value).__name__}")
 
 
+def _open_store(args: argparse.Namespace) -> Store:
+    """Opened as the server opens it (server/app.py): DocumentDB's credentials come apart from the URL."""
+    fresh_url = SecretUrl(args.store_secret_id, args.store_url) if args.store_secret_id else None
+    return open_store(with_credentials(args.store_url, args.store_username, args.store_password),
+                      fresh_url=fresh_url)
+
+
 def _execute(handler: Handler, args: argparse.Namespace) -> Output:
     try:
-        store = open_store(args.store_url or store_url_from_env())
+        store = _open_store(args)
     except ValueError as err:
         raise _invalid(str(err)) from None
     try:
@@ -248,9 +260,9 @@ def run(handler: Handler, args: argparse.Namespace) -> int:
     return 0
 
 
-def _common() -> argparse.ArgumentParser:
+def _common(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--store-url", help="store URL (default: $STORE_URL, else sqlite:///var/ocpp-gateway.db)")
+    config.add_arguments(common, environ, STORE_SETTINGS)
     common.add_argument("--json", action="store_true", help="machine-readable output")
     return common
 
@@ -262,8 +274,9 @@ def _password_options(parser: argparse.ArgumentParser) -> None:
                        help=f"generate a {_GENERATED_LENGTH}-character password and print it once")
 
 
-def add_admin_parsers(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
-    common = _common()
+def add_admin_parsers(subparsers: Subparsers[argparse.ArgumentParser],
+                      environ: Mapping[str, str] = os.environ) -> None:
+    common = _common(environ)
 
     def leaf(actions: Subparsers[argparse.ArgumentParser], name: str, handler: Handler,
              help_text: str) -> argparse.ArgumentParser:

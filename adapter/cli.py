@@ -36,7 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command not in ("serve", "run-local"):
         return int(args.func(args))
-    settings = config.from_namespace(args)
+    try:
+        settings = config.from_namespace(args)
+    except ValueError as err:
+        parser.error(str(err))
     logs.configure(settings.log_level)
     if args.command == "serve":
         return serve(settings)

@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import os
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
+
+from adapter.ocpp.versions import Version
+
+OCPP_VERSIONS = tuple(v.value for v in Version)
 
 
 def _bool(text: str) -> bool:
@@ -23,9 +27,38 @@ def _optional_str(text: str) -> str | None:
     return text or None
 
 
+def _optional_int(text: str) -> int | None:
+    try:
+        return int(text) if text else None
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+
+
+def _ocpp_version(text: str) -> str | None:
+    """A version as the handshake names it ("1.6") or as its subprotocol ("ocpp1.6"); empty: none."""
+    return text.strip().lower().removeprefix("ocpp") if text else None
+
+
+def _positive(number: type[int] | type[float]) -> Callable[[str], Any]:
+    """For a setting whose 0 would not mean "off" but break every session (the rate limiter refuses it)."""
+
+    def positive(text: str) -> Any:
+        try:
+            value = number(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid {number.__name__} value: {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be more than 0, got {text!r}")
+        return value
+
+    return positive
+
+
 def _meta(default: Any, help: str, convert: Callable[[str], Any] = str,
-          choices: tuple[str, ...] | None = None) -> Any:
-    return {"default": default, "help": help, "convert": convert, "choices": choices}
+          choices: tuple[str, ...] | None = None, shown: str | None = None) -> Any:
+    """``shown``: how docs describe a default computed on each machine."""
+    return {"default": default, "help": help, "convert": convert, "choices": choices,
+            "shown": shown if shown is not None else repr(default)}
 
 
 @dataclass(frozen=True)
@@ -108,7 +141,8 @@ _OPTIONS: dict[str, dict[str, Any]] = {
     "audit_ttl": _meta(7 * 86400, "seconds the audit log keeps a frame", int),
     "log_level": _meta("info", "log level", choices=("debug", "info", "warning", "error")),
     "strict": _meta(False, "reject every schema violation (certification) instead of normalizing", _bool),
-    "adapter_id": _meta(f"{socket.gethostname()}-{os.getpid()}", "this instance's id in events and sessions"),
+    "adapter_id": _meta(f"{socket.gethostname()}-{os.getpid()}", "this instance's id in events and sessions",
+                        shown="<hostname>-<pid>"),
     "registration": _meta("open", "open: register unknown chargers; known: refuse them with HTTP 404",
                           choices=("open", "known")),
     "heartbeat_interval": _meta(300, "heartbeat interval (s) given to chargers in BootNotification", int),
@@ -120,8 +154,8 @@ _OPTIONS: dict[str, dict[str, Any]] = {
     "delegate_timeout": _meta(2.0, "deadline (s) for back-end answers to delegated requests", float),
     "v16_preboot": _meta("tolerate", "OCPP 1.6 messages before an accepted boot: tolerate or reject",
                          choices=("tolerate", "reject")),
-    "fallback_version": _meta(None, "OCPP version for chargers that offer no subprotocol (e.g. 1.6)",
-                              _optional_str),
+    "fallback_version": _meta(None, "OCPP version for chargers that offer no subprotocol: 1.6, 2.0, 2.0.1 or 2.1 "
+                              "(ocpp1.6 etc. as well)", _ocpp_version, choices=OCPP_VERSIONS),
     "request_timeout": _meta(30.0, "deadline (s) for a back-end request, queueing included", float),
     "request_queue_limit": _meta(32, "back-end requests queued per charger before refusing", int),
     "puback_timeout": _meta(5.0, "wait (s) for the broker's PUBACK of billing events before the outbox", float),
@@ -133,17 +167,19 @@ _OPTIONS: dict[str, dict[str, Any]] = {
     "idle_timeout": _meta(900.0, "close a session with no message from the charger for this long (s); 0 off",
                           float),
     "max_message_size": _meta(65536, "largest accepted WebSocket message (bytes)", int),
-    "rate_limit": _meta(50.0, "messages per second a charger may send (sustained)", float),
-    "rate_burst": _meta(200, "messages a charger may send in a burst", int),
+    "rate_limit": _meta(50.0, "messages per second a charger may send (sustained); more than 0", _positive(float)),
+    "rate_burst": _meta(200, "messages a charger may send in a burst; at least 1", _positive(int)),
     "max_pending_handshakes": _meta(256, "concurrent unauthenticated handshakes", int),
     "listen_backlog": _meta(4096, "connections the kernel queues until the adapter accepts them (capped by "
                             "net.core.somaxconn); a reconnect storm overflowing a short queue costs chargers "
                             "1-3 s SYN retries or failed connects", int),
-    "tls_cert": _meta(None, "server certificate (PEM): serve wss:// (security profiles 2 and 3)", _optional_str),
-    "tls_key": _meta(None, "server private key (PEM)", _optional_str),
-    "tls_ca": _meta(None, "CA for charger client certificates (profile 3, mutual TLS)", _optional_str),
+    "tls_cert": _meta(None, "server certificate (PEM): serve wss:// (security profiles 2 and 3); needs "
+                      "--tls-key", _optional_str),
+    "tls_key": _meta(None, "server private key (PEM); needs --tls-cert", _optional_str),
+    "tls_ca": _meta(None, "CA for charger client certificates (profile 3, mutual TLS); needs --tls-cert and "
+                    "--tls-key", _optional_str),
     "front_tls_profile": _meta(None, "security profile a TLS-terminating front (NLB) enforces, if any",
-                               lambda s: int(s) if s else None),
+                               _optional_int),
     "emf_metrics": _meta(False, "write CloudWatch Embedded Metric Format lines to stdout", _bool),
     "iot_provisioning": _meta(False, "create an IoT Core thing (type and group from vendor/model) for each "
                               "charger on its first successful connection", _bool),
@@ -157,24 +193,62 @@ def env_name(name: str) -> str:
     return name.upper()
 
 
-def add_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> None:
-    for name, meta in _OPTIONS.items():
-        env = env_name(name)
-        default = meta["convert"](environ[env]) if env in environ else meta["default"]
-        convert = meta["convert"]
-        kwargs: dict[str, Any] = {"default": default, "dest": name,
-                                  "help": f"{meta['help']} [env {env}; default {meta['default']!r}]"}
-        if meta["choices"]:
-            kwargs["choices"] = meta["choices"]
-        if convert is _bool:
+class _FromEnv(str):
+    """An environment value given to argparse as the option's default: argparse converts a string default
+    with the option's ``type``, only when the flag is absent and only for the command being run (so --help
+    and the admin commands never trip over a bad serve setting)."""
+
+
+def _converter(name: str, meta: dict[str, Any]) -> Callable[[str], Any]:
+    """The option's ``type``: one check for a flag's and an environment value, choices included (argparse
+    checks choices only for flags), and an error that names the variable a bad value came from."""
+    convert, choices, env = meta["convert"], meta["choices"], env_name(name)
+
+    def converted(text: str) -> Any:
+        try:
+            value = convert(str(text))  # a plain str: settings never hold a _FromEnv
+        except argparse.ArgumentTypeError as err:
+            problem = str(err)
+        except (TypeError, ValueError):
+            problem = f"invalid {getattr(convert, '__name__', 'value')} value: {text!r}"
+        else:
+            if value is None or not choices or value in choices:
+                return value
+            problem = f"invalid choice: {text!r} (choose from {', '.join(choices)})"
+        origin = f" (from environment variable {env})" if isinstance(text, _FromEnv) else ""
+        raise argparse.ArgumentTypeError(problem + origin)
+
+    return converted
+
+
+def add_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, str],
+                  names: Iterable[str] = _OPTIONS) -> None:
+    for name in names:
+        meta, env = _OPTIONS[name], env_name(name)
+        kwargs: dict[str, Any] = {"default": _FromEnv(environ[env]) if env in environ else meta["default"],
+                                  "dest": name, "type": _converter(name, meta),
+                                  "help": f"{meta['help']} [env {env}; default {meta['shown']}]"}
+        if meta["choices"]:  # only shown: argparse's own check would refuse None (fallback version unset)
+            kwargs["metavar"] = "{" + ",".join(meta["choices"]) + "}"
+        if meta["convert"] is _bool:
             kwargs["nargs"] = "?"
             kwargs["const"] = True
-        kwargs["type"] = convert
         parser.add_argument(f"--{name.replace('_', '-')}", **kwargs)
 
 
+def _check_together(settings: Settings) -> None:
+    """TLS settings only work together: one alone would be ignored and the adapter serve plain ws://."""
+    if (settings.tls_cert is None) != (settings.tls_key is None):
+        raise ValueError("--tls-cert and --tls-key (TLS_CERT, TLS_KEY) are needed together to serve wss://")
+    if settings.tls_ca and not settings.tls_cert:
+        raise ValueError("--tls-ca (TLS_CA) needs --tls-cert and --tls-key: client certificates need wss://")
+
+
 def from_namespace(ns: argparse.Namespace) -> Settings:
-    return Settings(**{f.name: getattr(ns, f.name) for f in fields(Settings)})
+    """Raises ValueError for settings given without those they need."""
+    settings = Settings(**{f.name: getattr(ns, f.name) for f in fields(Settings)})
+    _check_together(settings)
+    return settings
 
 
 def defaults(**overrides: Any) -> Settings:
@@ -185,4 +259,4 @@ def defaults(**overrides: Any) -> Settings:
 
 def describe() -> list[tuple[str, str, str, str]]:
     """(flag, env, default, help) rows for the README's settings table."""
-    return [(f"--{n.replace('_', '-')}", env_name(n), repr(m["default"]), m["help"]) for n, m in _OPTIONS.items()]
+    return [(f"--{n.replace('_', '-')}", env_name(n), m["shown"], m["help"]) for n, m in _OPTIONS.items()]

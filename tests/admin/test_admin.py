@@ -11,6 +11,7 @@ import pytest
 from adapter import admin
 from adapter.security.passwords import verify_password
 from adapter.store.base import ConnectionRecord
+from adapter.store.credentials import SecretUrl
 from adapter.store.factory import open_store
 
 PASSWORD = "sixteen-chars-ok!"
@@ -215,6 +216,25 @@ def test_store_url_comes_from_env_when_not_given(url, monkeypatch, capsys):
     monkeypatch.setenv("STORE_URL", url)
     assert admin.main(["chargers", "add", "CP-ENV"]) == 0
     assert stored(url, "CP-ENV") is not None
+
+
+def test_store_credentials_come_apart_from_the_url_as_for_the_server(monkeypatch, capsys):
+    """DocumentDB: STORE_URL has no credentials; they, and the secret to re-read them from, come apart."""
+    monkeypatch.setenv("STORE_URL", "mongodb://docdb:27017/ocpp?tls=true")
+    monkeypatch.setenv("STORE_USERNAME", "admin")
+    monkeypatch.setenv("STORE_PASSWORD", "p@ss:word")
+    monkeypatch.setenv("STORE_SECRET_ID", "arn:aws:secretsmanager:eu-west-1:1:secret:db")
+    opened = []
+
+    def fake_open_store(url, *, fresh_url=None):
+        opened.append((url, fresh_url))
+        return open_store("memory://")
+
+    monkeypatch.setattr(admin, "open_store", fake_open_store)
+    assert admin.main(["chargers", "list", "--json"]) == 0
+    [(url, fresh_url)] = opened
+    assert url == "mongodb://admin:p%40ss%3Aword@docdb:27017/ocpp?tls=true"
+    assert isinstance(fresh_url, SecretUrl) and fresh_url.secret_id == "arn:aws:secretsmanager:eu-west-1:1:secret:db"
 
 
 @pytest.mark.parametrize(("store_url", "code", "message"), [
