@@ -1,7 +1,7 @@
 """MQTT connections for all chargers of this process: one per charger (IoT Core things) or a shared pool.
 
-Also the process-wide parts: lifecycle tracking across adapter instances, the ``not_connected`` answer for
-requests to chargers nobody holds, and replay of the durable outbox.
+Also the process-wide parts: lifecycle tracking across adapter instances (with each instance's liveness), the
+``not_connected`` answer for requests to chargers nobody holds, and replay of the durable outbox.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import functools
 import logging
 import zlib
 from collections import deque
@@ -67,22 +68,21 @@ class Link:
     def publish_durably(self, topic: str, payload: bytes, item_id: str) -> Coroutine[Any, Any, None]:
         """Put the event on the wire now; the returned coroutine ends once it is safe: PUBACKed, or else
         written to the durable outbox. Await several in turn: they are all in flight already."""
-        future = self.publish(topic, payload)
-        future.add_done_callback(_retrieved)  # a session that ended never awaits it; its outcome is moot
-        self.bus.expire_later(future)
-        return self._settle_durably(future, topic, payload, item_id)
+        publish = self.publish(topic, payload)
+        deadline = self.bus.puback_deadline(publish)
+        deadline.add_done_callback(_retrieved)  # a session that ended never awaits it; its outcome is moot
+        return self._settle_durably(deadline, publish, topic, payload, item_id)
 
-    async def _settle_durably(self, future: asyncio.Future[None], topic: str, payload: bytes,
-                              item_id: str) -> None:
+    async def _settle_durably(self, deadline: asyncio.Future[None], publish: asyncio.Future[None], topic: str,
+                              payload: bytes, item_id: str) -> None:
         try:
-            await future
+            await deadline
             return
         except (TimeoutError, MqttUnavailable) as exc:
             if self.bus.outbox is None:
                 raise MqttUnavailable(f"no PUBACK for {topic}") from exc
         METRICS.inc(names.OUTBOX_WRITES)
-        await self.bus.outbox.outbox_put(OutboxItem(item_id, topic, payload, datetime.now(UTC)))
-        self.bus.outbox_wakeup.set()
+        await self.bus.to_outbox(OutboxItem(item_id, topic, payload, datetime.now(UTC)), publish)
 
     async def close(self) -> None:
         """An owned client drains its last publishes (lifecycle, shadow, responses) as it stops; a pool client
@@ -101,6 +101,18 @@ def _retrieved(future: asyncio.Future[None]) -> None:
         future.exception()
 
 
+def _follow(deadline: asyncio.Future[None], publish: asyncio.Future[None]) -> None:
+    if publish.cancelled():
+        return
+    error = publish.exception()  # retrieved even when the deadline has passed
+    if deadline.done():
+        return
+    if error is None:
+        deadline.set_result(None)
+    else:
+        deadline.set_exception(error)
+
+
 def _log_failure(error: Exception) -> None:
     METRICS.inc(names.ERRORS, Kind="mqtt_publish")
     log.warning("mqtt publish failed", extra={"error": str(error)})
@@ -110,6 +122,8 @@ class Bus:
     def __init__(self, endpoint: MqttEndpoint, *, mode: MqttMode, adapter_id: str, topics: Topics,
                  pool_size: int = 4, outbox: Outbox | None = None, puback_timeout_s: float = 5.0,
                  replay_outbox: bool = True) -> None:
+        if any(c in adapter_id for c in "/+#"):  # it names a topic level (the instance's status)
+            raise ValueError(f"adapter id {adapter_id!r} may not contain '/', '+' or '#'")
         self.endpoint = endpoint
         self.mode = mode
         self.adapter_id = adapter_id
@@ -122,6 +136,9 @@ class Bus:
         self._pool: list[MqttClient] = []
         self._control: MqttClient | None = None
         self._holders: dict[str, str] = {}  # charger id -> adapter id holding it, from lifecycle events
+        self._gone: set[str] = set()  # adapter ids whose status says offline (a crash leaves its claims behind)
+        self._replaying = asyncio.Lock()
+        self._earlier: dict[str, asyncio.Future[None]] = {}  # outbox item id -> the session's own late publish
         self._tasks: list[asyncio.Task[None]] = []
         self.nodelay = NodelayScheduler(NodelaySetter(endpoint.host, endpoint.port))
         self._awaiting_puback: deque[tuple[float, asyncio.Future[None]]] = deque()
@@ -133,8 +150,19 @@ class Bus:
         assert self._control is not None, "Bus.start() first"
         return self._control
 
+    def status_topic(self, adapter_id: str) -> str:
+        """An instance's liveness, in the lifecycle family: two topic levels where a charger id takes one (ids
+        hold no '/'), so no charger's topic or the ``+`` lifecycle filter ever meets it."""
+        return self.topics.lifecycle_of(f"adapters/{adapter_id}")
+
+    def _status(self, status: str, reason: str) -> bytes:
+        return orjson.dumps({"adapter_id": self.adapter_id, "status": status, "reason": reason})
+
     async def start(self, connect_timeout: float = 10.0) -> None:
-        self._control = MqttClient(self.endpoint, f"{self.adapter_id}-control", on_connected=self.nodelay.request)
+        # Should this connection die without a DISCONNECT (a crash, a partition), the broker says so for us.
+        will = (self.status_topic(self.adapter_id), self._status("offline", "connection lost"))
+        self._control = MqttClient(self.endpoint, f"{self.adapter_id}-control", on_connected=self._control_connected,
+                                   will=will)
         self._control.start()
         if self.mode is MqttMode.SHARED:
             self._pool = [MqttClient(self.endpoint, f"{self.adapter_id}-{i}", on_connected=self.nodelay.request)
@@ -143,6 +171,7 @@ class Bus:
                 client.start()
         await self._control.wait_connected(connect_timeout)
         await self._control.subscribe({self.topics.lifecycle_filter(): self._on_lifecycle,
+                                       self.status_topic("+"): self._on_status,
                                        f"$share/ocpp-adapter/{self.topics.all_requests()}": self._on_any_request})
         self._tasks.append(asyncio.create_task(self._expire_loop()))
         if self.outbox is not None and self._replay_outbox:
@@ -153,7 +182,16 @@ class Bus:
             task.cancel()
         await asyncio.gather(*(client.stop() for client in self._pool))
         if self._control is not None:  # last: it carries the local shadow's replies to the pool's last reports
+            # Drained as the control stops; if the link is down, the broker has published the Will instead.
+            self._control.publish(self.status_topic(self.adapter_id), self._status("offline", "stopped"),
+                                  retain=True).add_done_callback(_retrieved)
             await self._control.stop()
+
+    def _control_connected(self) -> None:
+        """After every (re)connection: the Will may have said offline while the link was down."""
+        self.nodelay.request()
+        self.control.publish_nowait(self.status_topic(self.adapter_id), self._status("online", "connected"),
+                                    _log_failure, retain=True)
 
     def link(self, charger_id: str) -> Link:
         if self.mode is MqttMode.PER_CHARGER:
@@ -163,9 +201,14 @@ class Bus:
         client = self._pool[zlib.crc32(charger_id.encode()) % len(self._pool)]
         return Link(self, charger_id, client, owned=False)
 
-    def expire_later(self, future: asyncio.Future[None]) -> None:
-        """Fail ``future`` with TimeoutError if no PUBACK settles it within ``puback_timeout_s``."""
-        self._awaiting_puback.append((asyncio.get_running_loop().time() + self.puback_timeout_s, future))
+    def puback_deadline(self, publish: asyncio.Future[None]) -> asyncio.Future[None]:
+        """``publish``'s outcome, or TimeoutError if no PUBACK settles it within ``puback_timeout_s``.
+        ``publish`` itself goes on to its real outcome, which the outbox replay waits for."""
+        loop = publish.get_loop()
+        deadline: asyncio.Future[None] = loop.create_future()
+        publish.add_done_callback(functools.partial(_follow, deadline))
+        self._awaiting_puback.append((loop.time() + self.puback_timeout_s, deadline))
+        return deadline
 
     async def _expire_loop(self) -> None:
         """One timer for every PUBACK deadline instead of one per message (measurable at thousands per second):
@@ -183,7 +226,9 @@ class Bus:
                     future.set_exception(TimeoutError(f"no PUBACK within {self.puback_timeout_s:g} s"))
 
     def holder_of(self, charger_id: str) -> str | None:
-        return self._holders.get(charger_id)
+        """The instance holding the charger by its last lifecycle event, unless that instance is gone."""
+        holder = self._holders.get(charger_id)
+        return None if holder in self._gone else holder
 
     def _on_lifecycle(self, topic: str, payload: bytes) -> None:
         try:
@@ -198,6 +243,19 @@ class Bus:
             del self._holders[cp]
         if self.on_lifecycle is not None:
             self.on_lifecycle(cp, holder, data)
+
+    def _on_status(self, topic: str, payload: bytes) -> None:
+        try:
+            status = orjson.loads(payload)
+            adapter_id, online = status["adapter_id"], status["status"] == "online"
+        except (orjson.JSONDecodeError, KeyError, TypeError):  # also a retained status being cleared (empty)
+            if payload:
+                log.warning("ignoring malformed adapter status", extra={"topic": topic})
+            return
+        if online:
+            self._gone.discard(adapter_id)
+        else:
+            self._gone.add(adapter_id)
 
     def _on_any_request(self, topic: str, payload: bytes) -> None:
         if self.on_orphan_request is not None:
@@ -214,20 +272,46 @@ class Bus:
             self.outbox_wakeup.clear()
             try:
                 await self.replay_outbox()
-            except (TimeoutError, MqttUnavailable):
+            except MqttUnavailable:  # refused, or not PUBACKed within awscrt's ack timeout while connected
                 await asyncio.sleep(1.0)
                 self.outbox_wakeup.set()
 
+    async def to_outbox(self, item: OutboxItem, publish: asyncio.Future[None]) -> None:
+        """Write an event whose PUBACK is late. Its ``publish`` may still reach the broker (awscrt queues it
+        while disconnected): the replay here waits for that outcome rather than send a second copy."""
+        assert self.outbox is not None
+        if self._replay_outbox:
+            self._earlier[item.item_id] = publish  # before the write: the replay may read the item at once
+        try:
+            await self.outbox.outbox_put(item)
+        except BaseException:
+            self._earlier.pop(item.item_id, None)
+            raise
+        self.outbox_wakeup.set()
+
     async def replay_outbox(self) -> int:
-        """Publish pending outbox items in order; delete each once PUBACKed. Returns how many were sent."""
+        """Publish pending outbox items in order; delete each once PUBACKed. Returns how many were sent.
+
+        One replay at a time, and one publish of an item in flight at a time: a publish is made once connected
+        and then awaited however long an outage lasts (awscrt sends it again after a reconnect), so copies
+        never pile up in awscrt's offline queue; a new one follows only when the last one failed."""
         assert self.outbox is not None
         sent = 0
-        while True:
-            items = await self.outbox.outbox_pending(100)
-            if not items:
-                return sent
-            for item in items:
-                async with asyncio.timeout(self.puback_timeout_s):
-                    await self.control.publish(item.topic, item.payload)
-                await self.outbox.outbox_delete([item.item_id])
-                sent += 1
+        async with self._replaying:
+            while True:
+                items = await self.outbox.outbox_pending(100)
+                if not items:
+                    return sent
+                for item in items:
+                    await self._hand_off(item)
+                    await self.outbox.outbox_delete([item.item_id])
+                    sent += 1
+
+    async def _hand_off(self, item: OutboxItem) -> None:
+        earlier = self._earlier.pop(item.item_id, None)
+        if earlier is not None:
+            with contextlib.suppress(MqttUnavailable):  # failed: it never got to the broker
+                await earlier
+                return
+        await self.control.wait_connected(None)
+        await self.control.publish(item.topic, item.payload)

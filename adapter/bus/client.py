@@ -4,6 +4,7 @@ restored after every reconnect (awscrt itself reconnects with exponential backof
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
@@ -51,13 +52,23 @@ def _sigv4_transform(region: str) -> Callable[[mqtt5.WebsocketHandshakeTransform
     return transform
 
 
+@functools.cache
+def _transport(endpoint: MqttEndpoint) -> tuple[io.ClientTlsContext | None,
+                                                Callable[[mqtt5.WebsocketHandshakeTransformArgs], None] | None]:
+    """TLS context and SigV4 signer, built once per endpoint and shared by all its clients: per client, reading
+    and parsing the certificate files held the event loop 10-20 ms per charger, and each signer had its own
+    credentials chain to fetch."""
+    return _tls_context(endpoint), (_sigv4_transform(endpoint.sigv4_region) if endpoint.sigv4_region else None)
+
+
 class MqttClient:
     def __init__(self, endpoint: MqttEndpoint, client_id: str, *, keep_alive_s: int = 60,
                  ack_timeout_s: int = 30, durable_session_s: int = 0,
-                 on_connected: Callable[[], None] | None = None) -> None:
+                 on_connected: Callable[[], None] | None = None, will: tuple[str, bytes] | None = None) -> None:
         """``durable_session_s`` > 0 keeps the broker-side session (subscriptions and queued QoS 1 messages)
         that long across disconnects, for subscribers that must not miss events. ``on_connected`` runs on the
-        loop after every (re)connection."""
+        loop after every (re)connection. ``will`` (topic, payload) is what the broker publishes, retained at
+        QoS 1, when the connection ends without a DISCONNECT (a crash, a lost network)."""
         self.client_id = client_id
         self._on_connected_hook = on_connected
         self._loop = asyncio.get_running_loop()
@@ -68,12 +79,14 @@ class MqttClient:
         self._usable = asyncio.Event()  # connected, and the subscriptions held before it restored
         self._ever_connected = False
         self._stopped = False
+        tls_ctx, sign = _transport(endpoint)
         options = mqtt5.ClientOptions(
-            host_name=endpoint.host, port=endpoint.port, tls_ctx=_tls_context(endpoint),
-            websocket_handshake_transform=(_sigv4_transform(endpoint.sigv4_region)
-                                           if endpoint.sigv4_region else None),
-            connect_options=mqtt5.ConnectPacket(client_id=client_id, keep_alive_interval_sec=keep_alive_s,
-                                                session_expiry_interval_sec=durable_session_s or None),
+            host_name=endpoint.host, port=endpoint.port, tls_ctx=tls_ctx, websocket_handshake_transform=sign,
+            connect_options=mqtt5.ConnectPacket(
+                client_id=client_id, keep_alive_interval_sec=keep_alive_s,
+                session_expiry_interval_sec=durable_session_s or None,
+                will=mqtt5.PublishPacket(topic=will[0], payload=will[1], qos=mqtt5.QoS.AT_LEAST_ONCE, retain=True)
+                if will else None),
             session_behavior=(mqtt5.ClientSessionBehaviorType.REJOIN_ALWAYS if durable_session_s
                               else mqtt5.ClientSessionBehaviorType.CLEAN),
             offline_queue_behavior=mqtt5.ClientOperationQueueBehaviorType.FAIL_QOS0_PUBLISH_ON_DISCONNECT,
@@ -98,15 +111,17 @@ class MqttClient:
     def start(self) -> None:
         self._client.start()
 
-    async def wait_connected(self, timeout: float) -> None:
+    async def wait_connected(self, timeout: float | None) -> None:
         """Until connected with every subscription made before the connection acknowledged (SUBACK)."""
         async with asyncio.timeout(timeout):
             await self._usable.wait()
 
     async def stop(self, drain_timeout: float = 5.0) -> None:
-        """Let the publishes still in flight (lifecycle, shadow, responses) reach the broker first."""
+        """Let the publishes still in flight (lifecycle, shadow, responses) reach the broker first, also when
+        the connection is still being made: a charger that sends one message and hangs up at once would
+        otherwise lose its event to a client stopped before its CONNACK."""
         self._stopped = True
-        if self._in_flight and self.connected:
+        if self._in_flight:
             waiters = [asyncio.wrap_future(f) for f in list(self._in_flight)]
             _, late = await asyncio.wait(waiters, timeout=drain_timeout)
             for waiter in late:  # their failure, if any, is reported by whoever published them

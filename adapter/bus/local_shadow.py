@@ -1,7 +1,7 @@
 """A local stand-in for IoT Core's device-shadow service, so shadow flows behave on Mosquitto as in AWS.
 
 Implements the classic (unnamed) shadow topics: update -> accepted/rejected/delta/documents, get, delete,
-with versions and optimistic locking on ``version``.
+with versions, optimistic locking on ``version``, and IoT Core's 400 rejections of malformed state.
 """
 
 from __future__ import annotations
@@ -20,13 +20,14 @@ Doc = dict[str, Any]
 
 
 def merge(target: Doc, patch: Doc) -> Doc:
-    """JSON merge as the shadow service does it: nested objects merge, ``null`` deletes."""
+    """JSON merge as the shadow service does it: nested objects merge, ``null`` deletes (and is never stored)."""
     out = dict(target)
     for key, value in patch.items():
         if value is None:
             out.pop(key, None)
-        elif isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge(out[key], value)
+        elif isinstance(value, dict):
+            previous = out.get(key)
+            out[key] = merge(previous if isinstance(previous, dict) else {}, value)
         else:
             out[key] = value
     return out
@@ -93,27 +94,42 @@ class LocalShadowService:
         self._reply(f"{base}/accepted", {"version": doc["version"], "timestamp": int(time.time())})
 
     def _update(self, thing: str, base: str, request: Doc) -> None:
-        state = request.get("state")
-        if not isinstance(state, dict) or not set(state) <= {"desired", "reported"}:
-            raise ValueError("state must be an object with desired and/or reported")
+        state = _state_patch(request)
         previous = self._docs.get(thing, {"state": {}, "version": 0})
         if "version" in request and request["version"] != previous["version"]:
             self._reply(f"{base}/rejected", {"code": 409, "message": "Version conflict", **_token(request)})
             return
-        current_state = {
-            section: merge(previous["state"].get(section, {}), state.get(section) or {})
-            for section in ("desired", "reported")
-        }
+        current_state = dict(previous["state"])
+        for section, patch in state.items():  # a null section deletes it whole
+            current_state[section] = merge(current_state.get(section, {}), patch) if patch is not None else {}
         current_state = {k: v for k, v in current_state.items() if v}
         now = int(time.time())
         current = {"state": current_state, "version": previous["version"] + 1}
         self._docs[thing] = current
-        self._reply(f"{base}/accepted", {"state": state, "version": current["version"], "timestamp": now,
+        self._reply(f"{base}/accepted", {"state": request["state"], "version": current["version"], "timestamp": now,
                                          **_token(request)})
         self._reply(f"{base}/documents", {"previous": previous, "current": current, "timestamp": now})
         diff = delta(current_state.get("desired", {}), current_state.get("reported", {}))
         if diff and "desired" in state:  # as in IoT Core: deltas follow changes of the desired state only
             self._reply(f"{base}/delta", {"state": diff, "version": current["version"], "timestamp": now})
+
+
+def _state_patch(request: Doc) -> Doc:
+    """The request's ``state``, checked as IoT Core checks it (its 400 messages): each section an object or
+    ``null``; ``"state": null`` clears both."""
+    if "state" not in request:
+        raise ValueError("Missing required node: state")
+    state = request["state"]
+    if state is None:
+        return {"desired": None, "reported": None}
+    if not isinstance(state, dict):
+        raise ValueError("State node must be an object")
+    for section, patch in state.items():
+        if section not in ("desired", "reported"):
+            raise ValueError(f"State contains an invalid node: '{section}'")
+        if patch is not None and not isinstance(patch, dict):
+            raise ValueError(f"{section.capitalize()} node must be an object")
+    return state
 
 
 def _token(request: Doc) -> Doc:

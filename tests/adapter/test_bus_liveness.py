@@ -1,0 +1,170 @@
+"""Instance liveness: a crashed or cut-off instance's retained lifecycle claims stop hiding its chargers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+import pytest
+import websockets
+
+from tests.adapter.events import boot_16
+from tests.adapter.test_process import ROOT, wait_listening
+from tests.conftest import Broker, MqttProbe, free_port
+
+STATUS = "/devices/lifecycle/adapters/{}"
+
+
+class Relay:
+    """A TCP relay to the broker that can cut every connection through it at once, with no MQTT DISCONNECT:
+    to the broker it looks like a crash or a partition."""
+
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+        self.port = free_port()
+        self._server: asyncio.Server | None = None
+        self._transports: list[asyncio.WriteTransport] = []
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    async def open(self) -> None:
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
+
+    async def cut(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        for transport in self._transports:
+            transport.abort()
+        self._transports.clear()
+        await self._server.wait_closed()
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(self.broker.host, self.broker.port)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._transports += [writer.transport, up_writer.transport]
+        await asyncio.gather(_pump(reader, up_writer), _pump(up_reader, writer))
+
+
+async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    with contextlib.suppress(ConnectionError):
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    writer.transport.abort()
+
+
+async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Polls: what it waits for is the bus's own bookkeeping, which signals nothing."""
+    async with asyncio.timeout(timeout):
+        while True:
+            if condition():
+                return
+            await asyncio.sleep(0.02)
+
+
+def is_status(adapter_id: str, status: str, reason: str | None = None) -> Callable[[str, Any], bool]:
+    return lambda t, b: (t == STATUS.format(adapter_id) and b["status"] == status
+                         and reason in (None, b["reason"]))
+
+
+async def test_requests_for_a_cut_off_instances_chargers_get_not_connected_until_it_is_back(
+        adapter_factory: Any, probe: MqttProbe, mosquitto: Broker, connect: Any) -> None:
+    survivor = await adapter_factory(adapter_id="survivor")
+    relay = Relay(mosquitto)
+    await relay.open()
+    await adapter_factory(adapter_id="victim", mqtt_url=relay.url, local_shadow="off")
+    await probe.subscribe(STATUS.format("+"), "res/v1/#")
+    await probe.wait_for(is_status("victim", "online", "connected"))
+    cp = await connect("cpV")
+    await cp.call("BootNotification", boot_16())
+    await until(lambda: survivor.ctx.bus.holder_of("cpV") == "victim")
+
+    await relay.cut()  # the victim's MQTT connections die without a DISCONNECT; its chargers stay connected
+    await probe.wait_for(is_status("victim", "offline", "connection lost"))
+    await probe.publish("req/v1/cpV/DEFAULT/r1/ClearCache", {})
+    response = await probe.next_on("res/v1/cpV/DEFAULT/r1/ClearCache")
+    assert response["status"] == "not_connected"
+    assert survivor.ctx.bus.holder_of("cpV") is None
+
+    await relay.open()  # back: it says online again on reconnecting, and holds its charger again
+    await probe.wait_for(is_status("victim", "online", "connected"), timeout=30)
+    await until(lambda: survivor.ctx.bus.holder_of("cpV") == "victim")
+
+
+async def test_a_clean_stop_says_offline(adapter_factory: Any, probe: MqttProbe) -> None:
+    adapter = await adapter_factory(adapter_id="leaving")
+    await probe.subscribe(STATUS.format("+"))
+    await probe.wait_for(is_status("leaving", "online", "connected"))
+    await adapter.shutdown()
+    await probe.wait_for(is_status("leaving", "offline", "stopped"))
+
+
+async def test_an_instance_started_after_a_crash_knows_the_crashed_one_holds_nothing(
+        adapter_factory: Any, probe: MqttProbe) -> None:
+    """It finds both retained: the crashed instance's claim and its Will. Should that instance come back
+    online, the claim counts again."""
+    def status(value: str) -> bytes:
+        return orjson.dumps({"adapter_id": "ghost", "status": value, "reason": "test"})
+
+    def claim(cp: str, holder: str) -> bytes:
+        return orjson.dumps({"charger_id": cp, "adapter_id": holder, "data": {"event": "connected"}})
+
+    await probe.client.publish("/devices/lifecycle/cpG", claim("cpG", "ghost"), retain=True)
+    await probe.client.publish(STATUS.format("ghost"), status("offline"), retain=True)
+    adapter = await adapter_factory()
+    # Retained messages come with the SUBACK: once a later message has arrived, so have they.
+    await probe.client.publish("/devices/lifecycle/cpLater", claim("cpLater", "other"))
+    await until(lambda: adapter.ctx.bus.holder_of("cpLater") == "other")
+    assert adapter.ctx.bus.holder_of("cpG") is None
+    await probe.client.publish(STATUS.format("ghost"), status("online"), retain=True)
+    await until(lambda: adapter.ctx.bus.holder_of("cpG") == "ghost")
+
+
+def test_adapter_ids_that_would_break_the_status_topic_are_refused() -> None:
+    from adapter.bus.bus import Bus, MqttMode
+    from adapter.bus.endpoint import parse_endpoint
+    from adapter.bus.topics import Topics
+
+    for bad in ("a/b", "a+", "a#"):
+        with pytest.raises(ValueError, match="may not contain"):
+            Bus(parse_endpoint("mqtt://127.0.0.1:1"), mode=MqttMode.SHARED, adapter_id=bad, topics=Topics())
+
+
+async def test_a_killed_instances_chargers_get_not_connected(adapter_factory: Any, probe: MqttProbe,
+                                                            mosquitto: Broker) -> None:
+    """As the reviewer saw it: an instance SIGKILLed while holding a charger."""
+    survivor = await adapter_factory(adapter_id="survivor")
+    await probe.subscribe(STATUS.format("+"), "res/v1/#")
+    port = free_port()
+    env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "MQTT_URL": mosquitto.url, "WORKERS": "1",
+           "STORE_URL": "memory://", "LOG_LEVEL": "warning", "ADAPTER_ID": "killed", "LOCAL_SHADOW": "off"}
+    # Popen returns at once (it never waits for the child), so it does not block the loop.
+    process = subprocess.Popen([sys.executable, "-m", "adapter", "serve"], cwd=ROOT, env=env,  # noqa: ASYNC220
+                               stderr=subprocess.PIPE)
+    try:
+        await wait_listening(port, process)
+        async with websockets.connect(f"ws://127.0.0.1:{port}/ocpp/cpX",
+                                      subprotocols=["ocpp1.6"]) as ws:  # type: ignore[list-item]
+            await ws.send(orjson.dumps([2, "b", "BootNotification", boot_16()]).decode())
+            assert orjson.loads(await ws.recv())[2]["status"] == "Accepted"
+            await until(lambda: survivor.ctx.bus.holder_of("cpX") == "killed")
+            process.kill()
+            await asyncio.to_thread(process.wait)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            await asyncio.to_thread(process.wait)
+    await probe.wait_for(is_status("killed", "offline", "connection lost"))
+    await probe.publish("req/v1/cpX/DEFAULT/r2/ClearCache", {})
+    assert (await probe.next_on("res/v1/cpX/DEFAULT/r2/ClearCache"))["status"] == "not_connected"

@@ -1,0 +1,72 @@
+"""Outbox replay across a broker outage longer than many PUBACK timeouts: each event reaches a durable
+subscriber exactly once, and none is lost."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import pytest
+
+from adapter.store.base import OutboxItem
+from tests.adapter.events import T0, boot_16
+from tests.conftest import Broker, MqttProbe
+
+PUBACK_TIMEOUT = 0.3
+OUTAGE = 3.0  # ten PUBACK timeouts: the replay used to queue one more copy after each
+
+
+async def outbox_drained(adapter: Any, timeout: float = 30.0) -> None:
+    async with asyncio.timeout(timeout):
+        while True:
+            if not await adapter.ctx.store.outbox_pending(10):
+                return
+            await asyncio.sleep(0.05)
+
+
+async def copies_of(probe: MqttProbe, topic: str, event_id: str) -> int:
+    await asyncio.sleep(1.0)  # copies would follow the first within the reconnect's burst
+    return sum(body["event_id"] == event_id for body in probe.on(topic))
+
+
+async def test_an_outbox_item_is_replayed_once_after_a_long_outage(adapter_factory: Any, probe: MqttProbe,
+                                                                   mosquitto: Broker) -> None:
+    adapter = await adapter_factory(puback_timeout=PUBACK_TIMEOUT)
+    await probe.subscribe("ocpp/#")
+    mosquitto.stop()
+    body = {"event_id": "ev-outage", "type": "transaction_ended"}
+    await adapter.ctx.store.outbox_put(OutboxItem("ev-outage", "ocpp/cpO/transactions", orjson.dumps(body),
+                                                  datetime.now(UTC)))
+    adapter.ctx.bus.outbox_wakeup.set()
+    await asyncio.sleep(OUTAGE)
+    mosquitto.restart()
+    await probe.wait_for(lambda t, b: b["event_id"] == "ev-outage", timeout=30)
+    await outbox_drained(adapter)
+    assert await copies_of(probe, "ocpp/cpO/transactions", "ev-outage") == 1
+
+
+@pytest.mark.parametrize("charger_stays", [True, False], ids=["charger-stays", "charger-leaves"])
+async def test_a_late_billing_event_reaches_the_broker_once(adapter_factory: Any, probe: MqttProbe,
+                                                            mosquitto: Broker, connect: Any,
+                                                            charger_stays: bool) -> None:
+    """Its PUBACK is late, so it is written to the outbox, but the session's own publish is still queued: the
+    replay waits for that one (charger stays) or publishes it once that one is dropped (charger leaves)."""
+    adapter = await adapter_factory(puback_timeout=PUBACK_TIMEOUT)
+    await probe.subscribe("ocpp/#")
+    cp = await connect("cpL")
+    await cp.call("BootNotification", boot_16())
+    mosquitto.stop()
+    answer = await cp.call("StartTransaction", {"connectorId": 1, "idTag": "T", "meterStart": 0, "timestamp": T0})
+    assert answer[0] == 3, "answered once the event was in the outbox"
+    [item] = await adapter.ctx.store.outbox_pending(10)
+    if not charger_stays:
+        session = adapter.ctx.sessions["cpL"]
+        await cp.close()
+        await session.finished.wait()
+    await asyncio.sleep(OUTAGE)
+    mosquitto.restart()
+    await probe.wait_for(lambda t, b: b["event_id"] == item.item_id, timeout=30)
+    await outbox_drained(adapter)
+    assert await copies_of(probe, "ocpp/cpL/transactions", item.item_id) == 1
