@@ -49,9 +49,11 @@ class Adapter:
         self.reuse_port = reuse_port
         self.server: Server | None = None
         self.ctx: AdapterContext | None = None
+        self.handshake: Handshake | None = None
         self._background: set[asyncio.Task[Any]] = set()
         self._loops: list[asyncio.Task[None]] = []
         self._closing = asyncio.Event()
+        self._newest: dict[str, ServerConnection] = {}  # per charger id: its latest connection
 
     # ---- assembly --------------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -87,7 +89,7 @@ class Adapter:
             store, registration=s.registration, front_tls_profile=s.front_tls_profile,
             max_pending=s.max_pending_handshakes,
             provisioner=ThingProvisioner.create(s.aws_region) if s.iot_provisioning else None)
-        handshake = Handshake(ctx, authenticator)
+        self.handshake = handshake = Handshake(ctx, authenticator)
         # Client certificates are requested (not required) so profile 2 chargers can still connect; the
         # authenticator refuses profile 3 chargers that presented none.
         ssl_context = (server_ssl_context(s.tls_cert, s.tls_key, s.tls_ca, require_client_cert=False)
@@ -137,21 +139,37 @@ class Adapter:
     async def _handle(self, ws: ServerConnection, handshake: Handshake) -> None:
         ctx = self.ctx
         assert ctx is not None
-        admitted = handshake.admitted.pop(id(ws))
+        admitted = handshake.admitted.pop(ws)
         if admitted.version is None or (ws.subprotocol is None and ctx.settings.fallback_version is None):
             log.warning("no common OCPP subprotocol; closing", extra={"charger_id": admitted.charger_id})
             await ws.close(CLOSE_PROTOCOL_ERROR, "no supported OCPP subprotocol")
             return
         cp = admitted.charger_id
-        previous = ctx.sessions.get(cp)
-        if previous is not None:
-            log.info("charger reconnected; replacing its old session", extra={"charger_id": cp})
-            await previous.close(CLOSE_NORMAL, "replaced by a newer connection")
-            await previous.finished.wait()
-        remote = ws.remote_address
-        state = SessionState(cp, admitted.version, admitted.boot_status)
-        if previous is not None:
-            state = state.resumed_from(previous.state)
+        self._newest[cp] = ws
+        try:
+            state = SessionState(cp, admitted.version, admitted.boot_status)
+            previous = ctx.sessions.get(cp)
+            if previous is not None:
+                log.info("charger reconnected; replacing its old session", extra={"charger_id": cp})
+                await previous.close(CLOSE_NORMAL, "replaced by a newer connection")
+                await previous.finished.wait()
+                state = state.resumed_from(previous.state)
+            # While this connection waited, shutdown may have begun (it closes only the sessions it saw) or
+            # the charger connected yet again: only the newest connection of a charger gets a session.
+            if self._closing.is_set():
+                await ws.close(CLOSE_GOING_AWAY, "adapter shutting down")
+            elif self._newest[cp] is not ws:
+                await ws.close(CLOSE_NORMAL, "replaced by a newer connection")
+            else:
+                await self._serve(ws, state)
+        finally:
+            if self._newest.get(cp) is ws:
+                del self._newest[cp]
+
+    async def _serve(self, ws: ServerConnection, state: SessionState) -> None:
+        ctx = self.ctx
+        assert ctx is not None
+        cp, remote = state.charger_id, ws.remote_address
         session = ChargerSession(ws, state, ctx, ctx.bus.link(cp), f"{remote[0]}:{remote[1]}" if remote else None)
         ctx.sessions[cp] = session
         METRICS.set_gauge(names.ACTIVE_CONNECTIONS, len(ctx.sessions))
@@ -170,16 +188,23 @@ class Adapter:
             return
         log.info("charger connected to another adapter; closing stale session",
                  extra={"charger_id": cp, "holder": holder})
+        session.taken_over = True
         self.spawn(session.close(CLOSE_NORMAL, f"taken over by {holder}"))
 
     async def _on_orphan_request(self, topic: str, body: bytes) -> None:
-        """Requests for chargers no adapter holds get ``not_connected`` (exactly one instance sees each)."""
+        """Each request also comes here, to exactly one instance: a charger held here gets it (its session
+        ignores the copy its own subscription brings too); one no adapter holds gets ``not_connected``."""
         ctx = self.ctx
         parsed = ctx.bus.topics.parse_request(topic) if ctx else None
         if ctx is None or parsed is None:
             return
         cp, namespace, request_id, operation = parsed
-        if cp in ctx.sessions or ctx.bus.holder_of(cp) is not None:
+        session = ctx.sessions.get(cp)
+        if session is not None:  # while closing too: it answers not_connected, once per request
+            session.take_request(topic, body)
+            return
+        holder = ctx.bus.holder_of(cp)
+        if holder is not None and holder != self.settings.adapter_id:  # here, only ctx.sessions is the truth
             return
         response = requests.response_body(cp, namespace, request_id, operation, requests.RequestStatus.NOT_CONNECTED,
                                           error={"description": "charger is not connected"})

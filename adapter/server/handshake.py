@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -51,7 +52,9 @@ class Handshake:
     def __init__(self, ctx: AdapterContext, authenticator: Authenticator) -> None:
         self.ctx = ctx
         self.authenticator = authenticator
-        self.admitted: dict[int, Admitted] = {}
+        # Weak: a handshake that fails after process_request (no Sec-WebSocket-Key, say) never reaches the
+        # handler that takes its entry out.
+        self.admitted: weakref.WeakKeyDictionary[ServerConnection, Admitted] = weakref.WeakKeyDictionary()
 
     async def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         path = request.path.split("?", 1)[0]
@@ -82,14 +85,14 @@ class Handshake:
         if offered:
             request.headers[PROTOCOL_HEADER] = ", ".join(offered)
         fallback = Version(self.ctx.settings.fallback_version) if self.ctx.settings.fallback_version else None
-        self.admitted[id(connection)] = Admitted(charger_id, negotiate(offered, fallback=fallback),
+        self.admitted[connection] = Admitted(charger_id, negotiate(offered, fallback=fallback),
                                                  decision.record.boot_status)
         return None
 
     def select_subprotocol(self, connection: ServerConnection,
                            subprotocols: Sequence[Subprotocol]) -> Subprotocol | None:
         """No agreement: finish without the header (the session then closes, as the spec says)."""
-        admitted = self.admitted.get(id(connection))
+        admitted = self.admitted.get(connection)
         if admitted is None or admitted.version is None or admitted.version.subprotocol not in subprotocols:
             return None
         return Subprotocol(admitted.version.subprotocol)

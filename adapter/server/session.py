@@ -7,6 +7,7 @@ call worker, back-end requests queue for the request worker.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import time
@@ -49,6 +50,8 @@ log = logging.getLogger(__name__)
 CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY = 1008
 CLOSE_NORMAL = 1000
+# A request reaches the session by two subscriptions, moments apart: this many recent ones are recognized.
+_REMEMBERED_REQUESTS = 64
 
 
 @dataclass(slots=True)
@@ -80,38 +83,59 @@ class ChargerSession:
         self._tasks: list[asyncio.Task[None]] = []
         self._audit = ctx.settings.audit_log
         self._desired_requested = False
+        self._announced = False
+        self._taken: dict[tuple[str, str, str], None] = {}  # the latest requests taken, oldest first
+        self.closing = False
+        self.taken_over = False  # closed because another adapter instance now holds the charger
         self._log_extra = {"charger_id": charger_id, "session_id": self.session_id}
         self.finished = asyncio.Event()
 
     # ---- lifecycle -------------------------------------------------------------------------------------------
     async def run(self) -> None:
         topics = self.ctx.bus.topics
-        await self.link.subscribe({topics.requests_of(self.charger_id): self._on_request_message,
-                                   topics.shadow_delta(self.charger_id): self.shadow.on_delta(self),
-                                   topics.shadow_get_accepted(self.charger_id): self.shadow.on_document(self)})
-        self._tasks = [asyncio.create_task(self._call_worker()), asyncio.create_task(self._request_worker())]
+        self.ctx.spawn(self.ctx.store.record_connection(ConnectionRecord(
+            self.session_id, self.charger_id, self.started_at, self.remote, self.version.value,
+            self.ctx.adapter_id)))
+        try:
+            await self.link.subscribe({topics.requests_of(self.charger_id): self._on_request_message,
+                                       topics.shadow_delta(self.charger_id): self.shadow.on_delta(self),
+                                       topics.shadow_get_accepted(self.charger_id): self.shadow.on_document(self)})
+            self._tasks = [asyncio.create_task(self._call_worker()), asyncio.create_task(self._request_worker()),
+                           asyncio.create_task(self._announce())]
+            await self._read_loop()
+        finally:
+            await self._finish()
+
+    async def _announce(self) -> None:
+        """Tell the back end the charger is here once requests can reach this session. Until a per-charger
+        client has its SUBACK, a request would reach only the shared orphan subscription, and a shadow
+        document asked for then would be missed. Reading the charger does not wait for this."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await self.link.client.wait_connected(60.0)
+                break
+        self._announced = True
         self._lifecycle("connected", "connected", None)
         self.shadow.report({"connection": {"state": "connected", "ocpp_version": self.version.value,
                                            "adapter_id": self.ctx.adapter_id, "since": now_iso(),
                                            "remote_address": self.remote}})
         self._catch_up_desired()
-        self.ctx.spawn(self.ctx.store.record_connection(ConnectionRecord(
-            self.session_id, self.charger_id, self.started_at, self.remote, self.version.value,
-            self.ctx.adapter_id)))
-        try:
-            await self._read_loop()
-        finally:
-            await self._finish()
 
     async def _finish(self) -> None:
+        self.closing = True  # from here a request is answered not_connected at once, never queued unserved
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._fail_queued_requests()
         code, reason = self.ws.close_code, self.ws.close_reason or None
-        self._lifecycle("disconnected", reason or "connection closed", code)
-        self.shadow.report({"connection": {"state": "disconnected", "reason": reason, "close_code": code,
-                                           "since": now_iso()}})
+        if self.taken_over:
+            # The charger is on another instance now, whose "connected" may already be out: this end is news
+            # for the event stream, not the charger's state (retained lifecycle, shadow) to overwrite.
+            self._lifecycle("disconnected", reason or "taken over", code, retain=False)
+        else:
+            self._lifecycle("disconnected", reason or "connection closed", code)
+            self.shadow.report({"connection": {"state": "disconnected", "reason": reason, "close_code": code,
+                                               "since": now_iso()}})
         self.ctx.spawn(self.ctx.store.close_connection(self.session_id, datetime.now(UTC), code, reason))
         await self.link.close()
         self.finished.set()
@@ -120,20 +144,21 @@ class ChargerSession:
         await self.ws.close(code, reason)
 
     def _catch_up_desired(self) -> None:
-        """Once per session, as soon as the charger may be sent requests (at connect, or when its boot is
-        accepted), fetch the shadow so configuration desired while it was away is applied."""
-        if not self._desired_requested and self.ctx.csms.gate(self.state, "Heartbeat", "-1") is None:
+        """Once per session, as soon as the charger may be sent requests (announced, and its boot accepted if
+        the gate asks for one), fetch the shadow so configuration desired while it was away is applied."""
+        if (self._announced and not self._desired_requested
+                and self.ctx.csms.gate(self.state, "Heartbeat", "-1") is None):
             self._desired_requested = True
             self.shadow.request_document(self.ctx.bus.topics.shadow_get(self.charger_id), self)
 
-    def _lifecycle(self, event: str, reason: str | None, code: int | None) -> None:
+    def _lifecycle(self, event: str, reason: str | None, code: int | None, *, retain: bool = True) -> None:
         topics = self.ctx.bus.topics
         draft = EventDraft("lifecycle", "lifecycle", {"event": event, "reason": reason,
                                                       "session_id": self.session_id,
                                                       "remote_address": self.remote, "close_code": code})
         origin = self._origin(f"{self.session_id}/{event}".encode())
         self.link.publish_nowait(topics.lifecycle_of(self.charger_id), encode(envelope(draft, origin, 0, [])),
-                                 retain=True)
+                                 retain=retain)
 
     def _origin(self, source: bytes) -> Origin:
         return Origin(self.charger_id, self.version.value, self.ctx.adapter_id, now_iso(), source)
@@ -301,10 +326,23 @@ class ChargerSession:
 
     # ---- back-end requests -----------------------------------------------------------------------------------
     def _on_request_message(self, topic: str, body: bytes) -> None:
+        """Its own subscription. Before the announcement, the copy every request also sends to the shared
+        subscription decides alone (another instance answers not_connected, this one hands it here)."""
+        if self._announced:
+            self.take_request(topic, body)
+
+    def take_request(self, topic: str, body: bytes) -> None:
+        """A back-end request, from this session's subscription or the shared one: each is served once."""
         parsed = self.ctx.bus.topics.parse_request(topic)
         if parsed is None or parsed[0] != self.charger_id:
             return
         _, namespace, request_id, operation = parsed
+        key = (namespace, request_id, operation)
+        if key in self._taken:
+            return
+        self._taken[key] = None
+        if len(self._taken) > _REMEMBERED_REQUESTS:
+            del self._taken[next(iter(self._taken))]
         loop = asyncio.get_running_loop()
         try:
             payload, timeout = requests.parse_body(body)
@@ -315,13 +353,8 @@ class ChargerSession:
                           error={"code": "InvalidRequest", "description": str(exc)})
             return
         now = loop.time()
-        request = BackendRequest(self.charger_id, namespace, request_id, operation, payload,
-                                 now + (timeout or self.ctx.settings.request_timeout), now)
-        try:
-            self._requests.put_nowait(request)
-        except asyncio.QueueFull:
-            self._respond(namespace, request_id, operation, RequestStatus.TIMEOUT,
-                          error={"code": "QueueFull", "description": "too many requests queued for this charger"})
+        self._enqueue(BackendRequest(self.charger_id, namespace, request_id, operation, payload,
+                                     now + (timeout or self.ctx.settings.request_timeout), now))
 
     def submit(self, operation: str, payload: dict[str, Any]) -> asyncio.Future[dict[str, Any]]:
         """Queue an adapter-internal request (shadow deltas); the future gets the response body."""
@@ -329,9 +362,21 @@ class ChargerSession:
         request = BackendRequest(self.charger_id, "", "", operation, payload,
                                  loop.time() + self.ctx.settings.request_timeout, loop.time(),
                                  loop.create_future())
-        self._requests.put_nowait(request)
+        self._enqueue(request)
         assert request.done is not None
         return request.done
+
+    def _enqueue(self, request: BackendRequest) -> None:
+        """For the request worker, or answered at once: a closing session will serve no more requests, and
+        a full queue refuses (so every request gets exactly one answer)."""
+        if self.closing:
+            self._complete(request, RequestStatus.NOT_CONNECTED, error={"description": "charger disconnected"})
+            return
+        try:
+            self._requests.put_nowait(request)
+        except asyncio.QueueFull:
+            self._complete(request, RequestStatus.TIMEOUT,
+                           error={"code": "QueueFull", "description": "too many requests queued for this charger"})
 
     async def _request_worker(self) -> None:
         loop = asyncio.get_running_loop()
@@ -394,7 +439,13 @@ class ChargerSession:
         topic = self.ctx.bus.topics.response(self.charger_id, namespace, request_id, operation)
         body = requests.response_body(self.charger_id, namespace, request_id, operation, status,
                                       payload=payload, error=error)
-        self.link.publish_nowait(topic, body)
+        if self.closing:  # a per-charger client may be stopping already: the process's own client answers
+            self.ctx.spawn(self._respond_by_control(topic, body))
+        else:
+            self.link.publish_nowait(topic, body)
+
+    async def _respond_by_control(self, topic: str, body: bytes) -> None:
+        await self.ctx.bus.control.publish(topic, body)
 
     def _fail_queued_requests(self) -> None:
         while not self._requests.empty():
