@@ -31,8 +31,13 @@ SUBSCRIBE_TOPICS = (
     f"{SHADOW}/update/documents",
     f"{SHADOW}/get/accepted",
     f"{SHADOW}/get/rejected",
-    "/devices/lifecycle/*",     # another instance took over a charger: close the stale session here
+    "/devices/lifecycle/*",     # another instance took over a charger; instances' liveness
+    "delegate/v1/*",            # back-end replies to delegated Authorize / DataTransfer
 )
+# Subscribed only (messages arrive on the req/v1 topics above): requests for chargers no instance holds.
+SHARED_SUBSCRIBE_FILTERS = ("$share/ocpp-adapter/req/v1/*",)
+# Published retained: a charger's last lifecycle event, an instance's status and its Will.
+RETAINED_TOPICS = ("/devices/lifecycle/*",)
 # Topic rules forwarding to the analytics stream: rule name suffix -> topic filter of the canonical events.
 EVENT_RULE_TOPICS = {
     "status": "ocpp/+/status",
@@ -41,12 +46,14 @@ EVENT_RULE_TOPICS = {
     "events": "ocpp/+/events/+",
     "lifecycle": "/devices/lifecycle/+",
 }
-SHARED_CLIENT_ID = "adapter-*"
+ADAPTER_CLIENT_ID = "adapter-*"  # the adapter's own connections: control, and the shared pool
 
 
-def client_id_pattern(config: DeployConfig) -> str:
-    """per-charger: one MQTT connection per charger, client id = charger id; shared: adapter-<n> ids."""
-    return f"{config.charger_id_prefix}*" if config.mqtt_mode == "per-charger" else SHARED_CLIENT_ID
+def client_id_patterns(config: DeployConfig) -> tuple[str, ...]:
+    """per-charger: one MQTT connection per charger, client id = charger id; always the adapter's own ids."""
+    if config.mqtt_mode != "per-charger":
+        return (ADAPTER_CLIENT_ID,)
+    return ("*",) if not config.charger_id_prefix else (f"{config.charger_id_prefix}*", ADAPTER_CLIENT_ID)
 
 
 def iot_arn(scope: Construct, resource: str, name: str) -> str:
@@ -57,9 +64,10 @@ def iot_arn(scope: Construct, resource: str, name: str) -> str:
 def _grants(config: DeployConfig) -> list[tuple[str, str, tuple[str, ...]]]:
     """(IoT action, ARN resource type, resource names) of the adapter identity."""
     return [
-        ("Connect", "client", (client_id_pattern(config),)),
+        ("Connect", "client", client_id_patterns(config)),
         ("Publish", "topic", PUBLISH_TOPICS),
-        ("Subscribe", "topicfilter", SUBSCRIBE_TOPICS),
+        ("RetainPublish", "topic", RETAINED_TOPICS),
+        ("Subscribe", "topicfilter", SUBSCRIBE_TOPICS + SHARED_SUBSCRIBE_FILTERS),
         ("Receive", "topic", SUBSCRIBE_TOPICS),
     ]
 

@@ -26,6 +26,7 @@ from adapter.bus.topic_handlers import MessageHandler
 from adapter.bus.topics import Topics
 from adapter.observability import names
 from adapter.observability.metrics import METRICS
+from adapter.security.identity import ADAPTER_CLIENT_PREFIX
 from adapter.store.base import OutboxItem
 
 log = logging.getLogger(__name__)
@@ -155,17 +156,22 @@ class Bus:
         hold no '/'), so no charger's topic or the ``+`` lifecycle filter ever meets it."""
         return self.topics.lifecycle_of(f"adapters/{adapter_id}")
 
+    def _own_client_id(self, role: str) -> str:
+        """One IoT policy pattern (``adapter-*``) admits every instance's own connections, whatever its id (a
+        hostname by default) and the chargers' id prefix; no charger id may take that prefix."""
+        return f"{ADAPTER_CLIENT_PREFIX}{self.adapter_id}-{role}"
+
     def _status(self, status: str, reason: str) -> bytes:
         return orjson.dumps({"adapter_id": self.adapter_id, "status": status, "reason": reason})
 
     async def start(self, connect_timeout: float = 10.0) -> None:
         # Should this connection die without a DISCONNECT (a crash, a partition), the broker says so for us.
         will = (self.status_topic(self.adapter_id), self._status("offline", "connection lost"))
-        self._control = MqttClient(self.endpoint, f"{self.adapter_id}-control", on_connected=self._control_connected,
+        self._control = MqttClient(self.endpoint, self._own_client_id("control"), on_connected=self._control_connected,
                                    will=will)
         self._control.start()
         if self.mode is MqttMode.SHARED:
-            self._pool = [MqttClient(self.endpoint, f"{self.adapter_id}-{i}", on_connected=self.nodelay.request)
+            self._pool = [MqttClient(self.endpoint, self._own_client_id(str(i)), on_connected=self.nodelay.request)
                           for i in range(self._pool_size)]
             for client in self._pool:
                 client.start()

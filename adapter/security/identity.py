@@ -5,6 +5,8 @@ so it is limited to characters that are inert in all of them: ASCII letters, dig
 Never ``/`` (URL path, topic level), ``+``/``#`` (MQTT wildcards), NUL, whitespace or control characters.
 ``:`` is allowed (MAC-style ids are common); Basic auth stays unambiguous because the expected id is known
 (see ``passwords.check_basic_auth``). IoT thing names do not allow ``.``; provisioning refuses such ids.
+Ids starting with ``adapter-`` are the adapter's own MQTT client ids: a charger by that name would, in
+per-charger mode, take over the adapter's control connection.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import re
 CHARGER_ID_MAX = 48  # OCPP 2.0.1 identifierString(48), the identity in the connection URL
 ID_TOKEN_MAX = 36  # OCPP 2.0.1 IdTokenType.idToken (1.6 allows 20)
 _CHARGER_ID_CHAR = re.compile(r"[A-Za-z0-9._:-]")
-_ID_TOKEN_CHAR = re.compile(r"[!-~]")  # printable ASCII without space
+_ID_TOKEN_CHAR = re.compile(r"[!-~]")
+ADAPTER_CLIENT_PREFIX = "adapter-"  # printable ASCII without space
 
 
 def _check(kind: str, raw: str, max_len: int, allowed: re.Pattern[str], allowed_text: str) -> str:
@@ -33,6 +36,9 @@ def validate_charger_id(raw: str) -> str:
     _check("charger id", raw, CHARGER_ID_MAX, _CHARGER_ID_CHAR, "ASCII letters, digits and . _ - :")
     if raw.strip(".") == "":
         raise ValueError("charger id cannot consist of dots only")
+    if raw.startswith(ADAPTER_CLIENT_PREFIX):
+        raise ValueError(f"charger id may not start with {ADAPTER_CLIENT_PREFIX!r}: the adapter's own MQTT "
+                         "connections use such client ids")
     return raw
 
 

@@ -1,8 +1,8 @@
 """Synthesize the whole CDK app once per variant per test session (jsii start-up and synthesis are slow).
 
-Two variants cover both values of every switch: Fargate + TLS + DocumentDB + per-charger MQTT identities +
-cdk.json's registration policy (known), and EC2 capacity + plain TCP + external MongoDB + shared MQTT
-identities + open registration.
+Two variants cover both values of every switch: Fargate + TLS + DocumentDB + per-charger MQTT identities
+under a charger id prefix + cdk.json's registration policy (known), and EC2 capacity + plain TCP + external
+MongoDB + shared MQTT identities + open registration.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ IOT_ENDPOINT = "a1b2c3d4e5f6g7-ats.iot.eu-west-1.amazonaws.com"
 VARIANTS: dict[str, dict[str, Any]] = {
     "fargate-tls": {"ocpp:compute": "fargate", "ocpp:certificateArn": CERTIFICATE_ARN,
                     "ocpp:database": "documentdb", "ocpp:mqttMode": "per-charger",
-                    "ocpp:iotEndpoint": IOT_ENDPOINT},
+                    "ocpp:chargerIdPrefix": "CP-", "ocpp:iotEndpoint": IOT_ENDPOINT},
     "ec2-plain": {"ocpp:compute": "ec2", "ocpp:certificateArn": "", "ocpp:database": "external",
                   "ocpp:mongoUriSecretName": "ocpp/mongodb-uri", "ocpp:mqttMode": "shared",
                   "ocpp:chargerIdPrefix": "", "ocpp:iotEndpoint": "", "ocpp:registration": "open"},

@@ -12,11 +12,12 @@ pytestmark = pytest.mark.infra
 # The contract, spelled out here independently of infra/topics.py.
 PUBLISH = {"topic/ocpp/*", "topic//devices/lifecycle/*", "topic/res/v1/*",
            "topic/$aws/things/*/shadow/update", "topic/$aws/things/*/shadow/get"}
-INBOUND = {"req/v1/*", "/devices/lifecycle/*", "$aws/things/*/shadow/update/delta",
+INBOUND = {"req/v1/*", "/devices/lifecycle/*", "delegate/v1/*", "$aws/things/*/shadow/update/delta",
            "$aws/things/*/shadow/update/accepted", "$aws/things/*/shadow/update/rejected",
            "$aws/things/*/shadow/update/documents", "$aws/things/*/shadow/get/accepted",
            "$aws/things/*/shadow/get/rejected"}
-CONNECT = {"fargate-tls": {"client/*"}, "ec2-plain": {"client/adapter-*"}}  # per-charger / shared
+# per-charger (chargers under a prefix) / shared; the adapter's own connections are adapter-<id>-<role>
+CONNECT = {"fargate-tls": {"client/CP-*", "client/adapter-*"}, "ec2-plain": {"client/adapter-*"}}
 RULE_SQL = {"SELECT * FROM 'ocpp/+/status'", "SELECT * FROM 'ocpp/+/meter_values'",
             "SELECT * FROM 'ocpp/+/transactions'", "SELECT * FROM 'ocpp/+/events/+'",
             "SELECT * FROM '/devices/lifecycle/+'"}
@@ -27,7 +28,8 @@ def expected_grants(variant: str) -> dict[str, set[str]]:
     return {
         "iot:Connect": CONNECT[variant],
         "iot:Publish": PUBLISH,
-        "iot:Subscribe": {f"topicfilter/{t}" for t in INBOUND},
+        "iot:RetainPublish": {"topic//devices/lifecycle/*"},
+        "iot:Subscribe": {f"topicfilter/{t}" for t in INBOUND} | {"topicfilter/$share/ocpp-adapter/req/v1/*"},
         "iot:Receive": {f"topic/{t}" for t in INBOUND},
     }
 

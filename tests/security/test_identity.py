@@ -5,7 +5,7 @@ import pytest
 from adapter.security.identity import validate_charger_id, validate_id_token
 
 
-@pytest.mark.parametrize("cid", ["CP-1", "a", "AA:BB:CC:DD:EE:FF", "site_1.cp-02", "x" * 48, "..a"])
+@pytest.mark.parametrize("cid", ["CP-1", "a", "AA:BB:CC:DD:EE:FF", "site_1.cp-02", "x" * 48, "..a", "my-adapter-1"])
 def test_valid_charger_ids_pass_unchanged(cid):
     assert validate_charger_id(cid) == cid
 
@@ -15,7 +15,7 @@ def test_valid_charger_ids_pass_unchanged(cid):
     ("x" * 49, "49 characters long; at most 48"),
     ("a/b", "'/'"), ("a+b", "'+'"), ("a#b", "'#'"), ("a\x00b", r"'\x00'"), ("a b", "' '"),
     ("a\tb", r"'\t'"), ("a\nb", r"'\n'"), ("caf\u00e9", "'\u00e9'"), ("a@b", "'@'"), ("a%2Fb", "'%'"),
-    (".", "dots only"), ("..", "dots only"),
+    (".", "dots only"), ("..", "dots only"), ("adapter-host-1-control", "may not start with 'adapter-'"),
 ])
 def test_invalid_charger_ids_are_refused_with_the_reason(cid, why):
     with pytest.raises(ValueError, match=re.escape(why)):
