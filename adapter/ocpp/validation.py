@@ -106,6 +106,9 @@ def _locate(payload: Any, path: list[str]) -> tuple[Any, str | int] | None:
 
 
 _NUMBER = re.compile(r"^\s*-?\d+(\.\d+)?([eE][-+]?\d+)?\s*$")
+# Fields naming something (idTag, idToken, transactionId, vendorId, serial numbers, ICCID): cut short, such a
+# value names something else, e.g. a different, authorized token. Free text (info, firmware versions) is cut.
+_IDENTIFIER = re.compile(r"(?i).*(id|idtag|token|serialnumber|iccid|imsi)$")
 
 
 def _repair_type(value: Any, expected: Any) -> tuple[bool, Any]:
@@ -162,7 +165,7 @@ def _repair(exc: fastjsonschema.JsonSchemaValueException, payload: Any) -> str |
     elif rule == "enum" and isinstance(value, str):
         match = [e for e in definition if isinstance(e, str) and e.lower() == value.strip().lower()]
         fixed, value = (True, match[0]) if match else (False, value)
-    elif rule == "maxLength" and isinstance(value, str):
+    elif rule == "maxLength" and isinstance(value, str) and not (isinstance(key, str) and _IDENTIFIER.match(key)):
         fixed, value = True, value[:definition]
     elif rule == "format" and definition == "date-time":
         fixed, value = _repair_datetime(value)

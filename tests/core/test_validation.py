@@ -71,6 +71,25 @@ def test_explainer_is_compiled_only_for_a_first_rejection(monkeypatch: pytest.Mo
     assert len(compiles) == 1
 
 
+@pytest.mark.parametrize(("action", "payload"), [
+    ("Authorize", {"idTag": "A" * 21}),
+    ("StopTransaction", {"transactionId": 1, "idTag": "B" * 25, "meterStop": 5, "timestamp": "2024-05-01T10:00:00Z"}),
+    ("DataTransfer", {"vendorId": "V" * 256}),
+    ("BootNotification", {"chargePointVendor": "V", "chargePointModel": "M", "chargePointSerialNumber": "S" * 26}),
+])
+def test_lenient_mode_never_truncates_an_identifier(action: str, payload: dict) -> None:
+    """Cut to 20 characters, a 21-character idTag would be authorized as whichever token those 20 name."""
+    with pytest.raises(OcppError) as info:
+        validate(Version.V16, action, payload, response=False, strict=False)
+    assert info.value.kind.code(Version.V16) == "PropertyConstraintViolation"
+
+
+def test_lenient_mode_truncates_free_text() -> None:
+    payload = {"connectorId": 1, "errorCode": "NoError", "status": "Available", "info": "i" * 60}
+    fixed, warnings = validate(Version.V16, "StatusNotification", payload, response=False, strict=False)
+    assert fixed["info"] == "i" * 50 and len(warnings) == 1
+
+
 @pytest.mark.parametrize("text", ["1e400", "-1e309"])
 def test_lenient_mode_refuses_numbers_too_large_to_repair(text: str) -> None:
     """A string beyond float range has no integer meaning: a CALLERROR, not an OverflowError in the session."""
