@@ -32,7 +32,7 @@ def answer_text(version: Version, action: str) -> str:
     if action in _DECIDED:
         return _DECIDED[action]
     if version is Version.V21 and action == "NotifyPeriodicEventStream":
-        return "none: a SEND message, never answered"
+        return "none: a SEND message, never answered (sent as a CALL: `NotSupported`)"
     fixed = FIXED_ANSWERS.get(action)
     return f"`{fixed}`".replace("'", '"') if fixed else "acknowledged (`{}`)"
 

@@ -10,7 +10,7 @@ from adapter.ocpp import frames
 from adapter.ocpp.errors import ErrorKind, OcppError
 from adapter.ocpp.frames import Call, CallError, CallResult
 from adapter.ocpp.validation import validate
-from adapter.ocpp.versions import Version, all_actions, charger_actions
+from adapter.ocpp.versions import Version, all_actions, charger_actions, send_only_actions
 
 
 @dataclass(slots=True)
@@ -78,6 +78,7 @@ class OcppConnection:
         self.pending: PendingCall | None = None
         self._charger_actions = charger_actions(version)
         self._known_actions = all_actions(version)
+        self._send_only = send_only_actions(version)
 
     def receive(self, text: str | bytes) -> Incoming:
         try:
@@ -122,6 +123,10 @@ class OcppConnection:
             exc = OcppError(kind, f"{call.action} is not accepted from a charger in OCPP {self.version.value}",
                             call.message_id)
             return Rejected(exc, None if call.unconfirmed else self.error_frame(exc))
+        if not call.unconfirmed and call.action in self._send_only:
+            exc = OcppError(ErrorKind.NOT_SUPPORTED, f"{call.action} is a SEND message in OCPP "
+                            f"{self.version.value}; it has no CALL form", call.message_id)
+            return Rejected(exc, self.error_frame(exc))
         try:
             payload, warnings = validate(self.version, call.action, call.payload, response=False,
                                          strict=self.strict, message_id=call.message_id)

@@ -104,6 +104,15 @@ def all_actions(version: Version) -> frozenset[str]:
     return frozenset(names)
 
 
+@cache
+def send_only_actions(version: Version) -> frozenset[str]:
+    """2.1 messages defined only as SEND (one schema, no Request/Response pair): they have no CALL form."""
+    if version is Version.V16:
+        return frozenset()
+    return frozenset(p.stem for p in version.schema_dir.glob("*.json")
+                     if not p.stem.endswith(("Request", "Response")))
+
+
 def backend_actions(version: Version) -> frozenset[str]:
     """Actions the back end may send to a charger of this version."""
     return frozenset(a for a in all_actions(version) if a not in charger_actions(version) or a in BIDIRECTIONAL)

@@ -238,7 +238,11 @@ class ChargerSession:
         call = q.call
         refusal = self.ctx.csms.gate(self.state, call.action, call.message_id)
         if refusal is not None:
-            await self._send(self.conn.error_frame(refusal))
+            if call.unconfirmed:  # a SEND is never answered, not even with a CALLERROR
+                log.info("SEND refused before boot", extra={**self._log_extra, "action": call.action,
+                                                            "error": refusal.description})
+            else:
+                await self._send(self.conn.error_frame(refusal))
             return
         await self._recall_transaction(call)
         response = await self.ctx.csms.answer(self.state, call.action, call.payload)

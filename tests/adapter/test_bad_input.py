@@ -12,13 +12,13 @@ from websockets.exceptions import InvalidStatus
 
 from adapter.observability import names
 from adapter.observability.metrics import METRICS
-from tests.adapter.events import boot_16
+from tests.adapter.events import boot_2x, boot_16
 from tests.conftest import MqttProbe, url_of
 
 
 @pytest.mark.parametrize(("path", "status"), [
     ("/ocpp/bad%2Fid", 400), ("/ocpp/a%2Bb", 400), ("/ocpp/a%23b", 400), ("/ocpp/has%20space", 400),
-    ("/ocpp/nul%00x", 400), ("/ocpp/" + "x" * 49, 400), ("/ocpp/tab%09x", 400),
+    ("/ocpp/nul%00x", 400), ("/ocpp/" + "x" * 49, 400), ("/ocpp/tab%09x", 400), ("/ocpp/adapter-h-control", 400),
     ("/other/prefix/cp1", 404), ("/ocpp/", 404),
 ])
 async def test_bad_ids_are_refused_at_the_handshake(adapter: Any, probe: MqttProbe, path: str, status: int) -> None:
@@ -104,6 +104,25 @@ async def test_strict_mode_rejects_what_lenient_mode_normalizes(adapter_factory:
     event = await probe.next_on("ocpp/cpL/status")
     assert event["data"]["status"] == "available" and len(event["warnings"]) == 2
     assert probe.on("ocpp/cpS/#") == []
+
+
+async def test_2_1_send_messages_are_never_answered_and_have_no_call_form(adapter: Any, probe: MqttProbe) -> None:
+    """A SEND before boot is refused silently (a CALLERROR would answer an unanswerable message); the
+    SEND-only NotifyPeriodicEventStream sent as a CALL gets NotSupported, not an InternalError."""
+    await probe.subscribe("ocpp/#")
+    stream = {"id": 1, "pending": 0, "basetime": "2024-01-01T00:00:00Z", "data": [{"t": 0, "v": "1"}]}
+    ws = await websockets.connect(url_of(adapter, "cp21send"), subprotocols=["ocpp2.1"])  # type: ignore[list-item]
+    await ws.send(orjson.dumps([6, "s0", "NotifyPeriodicEventStream", stream]).decode())
+    await ws.send(orjson.dumps([2, "b1", "BootNotification", boot_2x()]).decode())
+    assert orjson.loads(await ws.recv())[:2] == [3, "b1"], "nothing answered the SEND"
+    await ws.send(orjson.dumps([2, "c1", "NotifyPeriodicEventStream", stream]).decode())
+    reply = orjson.loads(await ws.recv())
+    assert reply[:3] == [4, "c1", "NotSupported"]
+    await ws.send(orjson.dumps([6, "s1", "NotifyPeriodicEventStream", stream]).decode())
+    event = await probe.next_on("ocpp/cp21send/events/NotifyPeriodicEventStream")
+    assert (event["data"]["request"]["id"], event["data"]["response"]) == (1, None)
+    assert probe.on("ocpp/cp21send/events/NotifyPeriodicEventStream") == [], "only the SEND after boot counts"
+    await ws.close()
 
 
 async def test_oversized_message_closes_with_1009(adapter_factory: Any) -> None:
