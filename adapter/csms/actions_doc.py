@@ -19,7 +19,8 @@ _DECIDED = {
     "Heartbeat": "the current UTC time",
     "Authorize": "token decision (`--auth-policy`: accept-all, local list, or delegated with local fallback)",
     "StartTransaction": "a transaction id from the store's atomic counter (unique across restarts and "
-                        "instances) and the token decision",
+                        "instances) and the token decision; the same start sent again (connector, idTag, meterStart "
+                        "and timestamp of a transaction still active) gets the id it was given",
     "StopTransaction": "the token decision when an idTag is present, else `{}`",
     "TransactionEvent": ("the token decision when an idToken is present (not on `Ended`, not of type "
                          "`NoAuthorization`), else `{}`"),

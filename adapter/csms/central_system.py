@@ -15,6 +15,8 @@ from adapter.csms.policy import BootPolicy, CsmsPolicy
 from adapter.normalize.transactions import TransactionBook
 from adapter.ocpp.errors import ErrorKind, OcppError
 from adapter.ocpp.versions import Version
+from adapter.store.base import TransactionRecord, transaction_key
+from adapter.store.records import utc_ms
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +52,9 @@ _TRIGGERED_ACTION = {"SignChargePointCertificate": "SignCertificate",
                      "SignV2GCertificate": "SignCertificate", "SignCombinedCertificate": "SignCertificate"}
 
 
-class TransactionIds(Protocol):
+class Transactions(Protocol):
     async def next_transaction_id(self) -> int: ...
+    async def active_transactions(self, charger_id: str) -> list[TransactionRecord]: ...
 
 
 @dataclass(slots=True)
@@ -82,11 +85,11 @@ def now_iso() -> str:
 
 
 class CentralSystem:
-    def __init__(self, policy: CsmsPolicy, tokens: TokenLookup, tx_ids: TransactionIds,
+    def __init__(self, policy: CsmsPolicy, tokens: TokenLookup, transactions: Transactions,
                  delegate: Delegate | None = None) -> None:
         self.policy = policy
         self._tokens = tokens
-        self._tx_ids = tx_ids
+        self._transactions = transactions
         self._delegate = delegate
 
     def gate(self, state: SessionState, action: str, message_id: str) -> OcppError | None:
@@ -149,7 +152,17 @@ class CentralSystem:
 
     async def _on_StartTransaction(self, state: SessionState, payload: Payload) -> Payload:
         info = await self._token_info(state, payload["idTag"], None)
-        return {"transactionId": await self._tx_ids.next_transaction_id(), **info}
+        return {"transactionId": await self._transaction_id(state.charger_id, payload), **info}
+
+    async def _transaction_id(self, charger_id: str, payload: Payload) -> int:
+        """A 1.6 charger that heard no answer sends the same StartTransaction again (after a reconnect, say):
+        it gets the id it was given, so the back end sees one transaction, not a second one that never ends."""
+        start = (payload["connectorId"], payload["idTag"], float(payload["meterStart"]),
+                 utc_ms(datetime.fromisoformat(payload["timestamp"])))
+        for record in await self._transactions.active_transactions(charger_id):
+            if (record.evse_id, record.id_token, record.meter_start_wh, record.started_at) == start:
+                return int(record.transaction_id.removeprefix(transaction_key(charger_id, "")))
+        return await self._transactions.next_transaction_id()
 
     async def _on_StopTransaction(self, state: SessionState, payload: Payload) -> Payload:
         return await self._token_info(state, payload["idTag"], None) if payload.get("idTag") else {}

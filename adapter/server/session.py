@@ -43,7 +43,7 @@ from adapter.server import requests
 from adapter.server.context import AdapterContext
 from adapter.server.requests import BackendRequest, RequestStatus
 from adapter.server.shadow import ShadowReporter
-from adapter.store.base import AuditEntry, ConnectionRecord, TransactionRecord
+from adapter.store.base import AuditEntry, ConnectionRecord, TransactionRecord, transaction_key
 
 log = logging.getLogger(__name__)
 
@@ -257,6 +257,7 @@ class ChargerSession:
             return
         METRICS.observe(names.MESSAGE_LATENCY_MS, (time.perf_counter() - q.started) * 1000.0)
         self._after(drafts)
+        await self._record_transactions(drafts)
         if answer is not None:
             await self._send(answer)
             METRICS.inc(names.MESSAGES_OUT, Action=call.action)
@@ -289,7 +290,7 @@ class ChargerSession:
         return not failures
 
     def _after(self, drafts: list[EventDraft]) -> None:
-        """Registry, transaction and shadow bookkeeping, started before the answer but never awaited by it."""
+        """Registry and shadow bookkeeping, started before the answer but never awaited by it."""
         store = self.ctx.store
         for draft in drafts:
             data = draft.data
@@ -307,26 +308,34 @@ class ChargerSession:
                 self.shadow.report({"connectors": {key: {"status": data["status"],
                                                          "original_status": data["original_status"],
                                                          "error_code": data["error_code"]}}})
-            elif draft.type in ("transaction_started", "transaction_ended"):
-                self.ctx.spawn(self._record_transaction(draft))
 
     async def _recall_transaction(self, call: IncomingCall) -> None:
         tx_id = continued_transaction(self.version, call.action, call.payload)
         if tx_id is None or self.state.book.get(tx_id) is not None:
             return
-        record = await self.ctx.store.get_transaction(_transaction_key(self.charger_id, tx_id))
+        record = await self.ctx.store.get_transaction(transaction_key(self.charger_id, tx_id))
         if record is not None:
             self.state.book.open(OpenTransaction(tx_id, record.evse_id, record.connector_id, record.id_token,
                                                  record.meter_start_wh))
 
-    async def _record_transaction(self, draft: EventDraft) -> None:
-        """An ended transaction keeps what its start recorded (meter start, start time)."""
-        record = _transaction_record(self.charger_id, draft)
-        known = await self.ctx.store.get_transaction(record.transaction_id) if record.state == "ended" else None
-        if known is not None:
-            record = dataclasses.replace(known, **{k: v for k, v in dataclasses.asdict(record).items()
-                                                   if v is not None})
-        await self.ctx.store.upsert_transaction(record)
+    async def _record_transactions(self, drafts: list[EventDraft]) -> None:
+        """Stored before the answer: a StartTransaction sent again because the answer was lost must find its
+        transaction (see CentralSystem._transaction_id). An ended one keeps what its start recorded."""
+        for draft in drafts:
+            if draft.type not in ("transaction_started", "transaction_ended"):
+                continue
+            record = _transaction_record(self.charger_id, draft)
+            try:
+                known = await self.ctx.store.get_transaction(record.transaction_id) if record.state == "ended" \
+                    else None
+                if known is not None:
+                    record = dataclasses.replace(known, **{k: v for k, v in dataclasses.asdict(record).items()
+                                                           if v is not None})
+                await self.ctx.store.upsert_transaction(record)
+            except Exception:  # the events are out; the charger is answered all the same
+                METRICS.inc(names.ERRORS, Kind="store")
+                log.exception("transaction not stored", extra={**self._log_extra,
+                                                              "transaction_id": record.transaction_id})
 
     # ---- back-end requests -----------------------------------------------------------------------------------
     def _on_request_message(self, topic: str, body: bytes) -> None:
@@ -461,17 +470,12 @@ def _transaction_record(charger_id: str, draft: EventDraft) -> TransactionRecord
     data = draft.data
     ended = draft.type == "transaction_ended"
     return TransactionRecord(
-        transaction_id=_transaction_key(charger_id, data["transaction_id"]), charger_id=charger_id,
+        transaction_id=transaction_key(charger_id, data["transaction_id"]), charger_id=charger_id,
         state="ended" if ended else "active", id_token=data.get("id_token"), evse_id=data.get("evse_id"),
         connector_id=data.get("connector_id"), meter_start_wh=data.get("meter_start_wh"),
         meter_stop_wh=data.get("meter_stop_wh"), energy_wh=data.get("energy_wh"),
         started_at=_parse_time(data.get("started_at")), stopped_at=_parse_time(data.get("stopped_at")),
         stop_reason=data.get("stop_reason"))
-
-
-def _transaction_key(charger_id: str, transaction_id: str) -> str:
-    """2.x transaction ids are the charger's own and may repeat across chargers."""
-    return f"{charger_id}/{transaction_id}"
 
 
 def _parse_time(value: str | None) -> datetime | None:

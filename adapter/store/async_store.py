@@ -187,6 +187,9 @@ class AsyncStore:
     async def get_transaction(self, transaction_id: str) -> TransactionRecord | None:
         return await self.call(self.store.get_transaction, transaction_id)
 
+    async def active_transactions(self, charger_id: str) -> list[TransactionRecord]:
+        return await self.call(self.store.active_transactions, charger_id)
+
     # -- local authorization list -------------------------------------------------------------------
     async def get_id_token(self, token: str) -> IdTokenRecord | None:
         return await self.call(self.store.get_id_token, token)

@@ -54,7 +54,7 @@ class ConnectionRecord:
 
 @dataclass
 class TransactionRecord:
-    transaction_id: str
+    transaction_id: str  # transaction_key(charger_id, the id on the wire)
     charger_id: str
     state: str  # "active" | "ended"
     id_token: str | None = None
@@ -66,6 +66,11 @@ class TransactionRecord:
     started_at: datetime | None = None
     stopped_at: datetime | None = None
     stop_reason: str | None = None
+
+
+def transaction_key(charger_id: str, transaction_id: str) -> str:
+    """2.x transaction ids are the charger's own and may repeat across chargers."""
+    return f"{charger_id}/{transaction_id}"
 
 
 @dataclass
@@ -123,6 +128,9 @@ class Store(Protocol):
     def next_transaction_id(self) -> int: ...
     def upsert_transaction(self, record: TransactionRecord) -> None: ...
     def get_transaction(self, transaction_id: str) -> TransactionRecord | None: ...
+    def active_transactions(self, charger_id: str) -> list[TransactionRecord]:
+        """Oldest start first."""
+        ...
 
     # local authorization list
     def get_id_token(self, token: str) -> IdTokenRecord | None: ...

@@ -145,6 +145,9 @@ class TabularStore(ABC):
     def get_transaction(self, transaction_id: str) -> TransactionRecord | None:
         return self._one(TRANSACTIONS, transaction_id)
 
+    def active_transactions(self, charger_id: str) -> list[TransactionRecord]:
+        return self._all(TRANSACTIONS, {"charger_id": charger_id, "state": "active"}, order_by="started_at")
+
     # -- local authorization list -------------------------------------------------------------------
     def get_id_token(self, token: str) -> IdTokenRecord | None:
         return self._one(ID_TOKENS, token)

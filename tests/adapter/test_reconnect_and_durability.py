@@ -82,6 +82,24 @@ async def test_a_transaction_ended_through_another_adapter_keeps_what_its_start_
     assert (ended["meter_stop_wh"], ended["energy_wh"]) == (4000, 3000)
 
 
+async def test_a_start_transaction_sent_again_gets_the_id_it_was_given(adapter: Any, probe: MqttProbe,
+                                                                      connect: Any) -> None:
+    """1.6 chargers retry transaction messages whose answer they missed (the link dropped just after the
+    adapter answered): the retry must not open a second transaction that never ends."""
+    await probe.subscribe("ocpp/cpRetry/transactions")
+    start = {"connectorId": 1, "idTag": "TAG1", "meterStart": 500, "timestamp": T0}
+    first = await connect("cpRetry")
+    await first.call("BootNotification", boot_16())
+    tx_id = (await first.call("StartTransaction", start))[2]["transactionId"]
+    await first.close()
+    again = await connect("cpRetry")
+    assert (await again.call("StartTransaction", start))[2]["transactionId"] == tx_id
+    later = (await again.call("StartTransaction", {**start, "timestamp": T1}))[2]["transactionId"]
+    assert later != tx_id, "a new start (another time) is a new transaction"
+    ids = [check_event(await probe.next_on("ocpp/cpRetry/transactions"))["data"]["transaction_id"] for _ in range(3)]
+    assert ids == [str(tx_id), str(tx_id), str(later)]
+
+
 async def test_takeover_by_another_adapter_instance(adapter_factory: Any, probe: MqttProbe) -> None:
     a = await adapter_factory(adapter_id="adapter-a")
     b = await adapter_factory(adapter_id="adapter-b", local_shadow="off")

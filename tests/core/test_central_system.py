@@ -8,7 +8,7 @@ from adapter.csms.central_system import CentralSystem, SessionState
 from adapter.csms.policy import AuthPolicy, BootPolicy, CsmsPolicy
 from adapter.ocpp.validation import compiled, validate
 from adapter.ocpp.versions import Version, charger_actions
-from adapter.store.base import IdTokenRecord
+from adapter.store.base import IdTokenRecord, TransactionRecord
 
 
 class Tokens:
@@ -26,6 +26,9 @@ class Counter:
     async def next_transaction_id(self) -> int:
         self.value += 1
         return self.value
+
+    async def active_transactions(self, charger_id: str) -> list[TransactionRecord]:
+        return []
 
 
 class Delegate:

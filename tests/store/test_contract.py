@@ -140,6 +140,14 @@ def test_transaction_round_trip_and_update(store):
     assert store.get_transaction("18") is None
 
 
+def test_active_transactions_of_a_charger_oldest_first(store):
+    for key, charger, state, minutes in (("CP-1/2", "CP-1", "active", 5), ("CP-1/1", "CP-1", "active", 1),
+                                         ("CP-1/0", "CP-1", "ended", 0), ("CP-2/3", "CP-2", "active", 2)):
+        store.upsert_transaction(TransactionRecord(key, charger, state, started_at=T0 + timedelta(minutes=minutes)))
+    assert [t.transaction_id for t in store.active_transactions("CP-1")] == ["CP-1/1", "CP-1/2"]
+    assert store.active_transactions("CP-3") == []
+
+
 # -- id tokens --------------------------------------------------------------------------------------
 def test_id_tokens_crud(store):
     store.put_id_token(IdTokenRecord("B", "Blocked", T0, parent_id="G"))
