@@ -9,6 +9,16 @@ _SCALE = {"kWh": ("Wh", 1000.0), "kW": ("W", 1000.0), "kvarh": ("varh", 1000.0),
           "kVA": ("VA", 1000.0)}
 DEFAULT_MEASURAND = "Energy.Active.Import.Register"
 ENERGY_REGISTER = DEFAULT_MEASURAND
+# A sample without a unit: the specs say Wh, written with energy in mind (1.6: "if the measurand is an Energy
+# type"); read literally, a Current.Import of 16 would be 16 Wh. Other measurands take their own base unit.
+_UNIT_OF_MEASURAND = (("Energy.Reactive", "varh"), ("Energy.Apparent", "VAh"), ("Energy", "Wh"),
+                      ("Power.Reactive", "var"), ("Power.Apparent", "VA"), ("Power.Factor", ""), ("Power", "W"),
+                      ("Current", "A"), ("Voltage", "V"), ("Frequency", "Hz"), ("Temperature", "Celsius"),
+                      ("SoC", "Percent"), ("RPM", "RPM"))
+
+
+def default_unit(measurand: str) -> str:
+    return next((unit for prefix, unit in _UNIT_OF_MEASURAND if measurand.startswith(prefix)), "Wh")
 
 
 def _sample(timestamp: str, raw: dict[str, Any], value: float, unit: str, original: str | None,
@@ -43,7 +53,7 @@ def samples_v16(meter_values: list[dict[str, Any]], warnings: list[str]) -> list
             except ValueError:
                 warnings.append(f"sample value {text[:40]!r} is not numeric (format {raw.get('format')}); kept out")
                 continue
-            unit = raw.get("unit", "Wh")
+            unit = raw.get("unit") or default_unit(raw.get("measurand", DEFAULT_MEASURAND))
             sample = _sample(mv["timestamp"], raw, value, unit, None if text == str(value) else text, warnings)
             if sample is not None:
                 out.append(sample)
@@ -61,7 +71,8 @@ def samples_v2(meter_values: list[dict[str, Any]], warnings: list[str]) -> list[
             except OverflowError:
                 value = math.inf
             original = f"{raw['value']}e{multiplier}" if multiplier else None
-            sample = _sample(mv["timestamp"], raw, value, uom.get("unit", "Wh"), original, warnings)
+            unit = uom.get("unit") or default_unit(raw.get("measurand", DEFAULT_MEASURAND))
+            sample = _sample(mv["timestamp"], raw, value, unit, original, warnings)
             if sample is not None:
                 out.append(sample)
     return out

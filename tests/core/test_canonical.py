@@ -115,6 +115,19 @@ def test_non_numeric_signed_samples_are_kept_out_with_a_warning() -> None:
     assert "not numeric" in drafts[0].warnings[0]
 
 
+@pytest.mark.parametrize("version", [Version.V16, Version.V201])
+def test_a_sample_without_a_unit_is_in_its_measurands_base_unit(version: Version) -> None:
+    measurands = ["Energy.Active.Import.Register", "Current.Import", "Voltage", "Power.Active.Import",
+                  "Energy.Reactive.Import.Register", "SoC", "Temperature", "Power.Factor"]
+    samples = [{"value": "1" if version is Version.V16 else 1, "measurand": m} for m in measurands] + [
+        {"value": "2" if version is Version.V16 else 2}]
+    payload: dict[str, Any] = {"meterValue": [{"timestamp": T0, "sampledValue": samples}]}
+    payload.update({"connectorId": 1} if version is Version.V16 else {"evseId": 1})
+    drafts = normalize(version, "MeterValues", payload, {}, TransactionBook())
+    units = [s["unit"] for s in drafts[0].data["samples"]]
+    assert units == ["Wh", "A", "V", "W", "varh", "Percent", "Celsius", "", "Wh"]
+
+
 def _v2_sample(value: float, *, phase: str | None = None, location: str | None = None,
                multiplier: int = 0, unit: str = "Wh") -> dict[str, Any]:
     sample: dict[str, Any] = {"value": value, "unitOfMeasure": {"unit": unit, "multiplier": multiplier}}
