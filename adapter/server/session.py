@@ -405,11 +405,11 @@ class ChargerSession:
             self.state.sent(request.operation, request.payload)
             self._pending = loop.create_future()
             try:
-                await self.ws.send(text)
-                self._audit_frame("out", 2, message_id, request.operation, text if password is None else dumps(
-                    Call(message_id, request.operation, password_change.redacted(request.operation,
-                                                                                 request.payload))))
-                async with asyncio.timeout(remaining):
+                async with asyncio.timeout_at(request.deadline):  # also a write a full TCP window holds up
+                    await self.ws.send(text)
+                    self._audit_frame("out", 2, message_id, request.operation, text if password is None else dumps(
+                        Call(message_id, request.operation, password_change.redacted(request.operation,
+                                                                                     request.payload))))
                     answer = await self._pending
             except TimeoutError:
                 self.conn.abandon_call(message_id)

@@ -97,6 +97,21 @@ async def test_timeout_then_late_answer_is_dropped(adapter: Any, probe: MqttProb
     assert (await follow)["status"] == "ok", "the session still works after a timeout"
 
 
+async def test_a_charger_that_stops_reading_still_gets_the_request_answered_at_its_deadline(
+        adapter: Any, probe: MqttProbe, connect: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A charger whose TCP window stays full blocks the WebSocket write itself: the deadline covers it too."""
+    await booted(connect, "cpStall")
+    await subscribed(probe, adapter, "cpStall")
+    stalled = asyncio.Event()
+
+    async def never_drains(text: str) -> None:
+        stalled.set()
+        await asyncio.Event().wait()
+    monkeypatch.setattr(adapter.ctx.sessions["cpStall"].ws, "send", never_drains)
+    response = await request(probe, "cpStall", "s1", "Reset", {"payload": {"type": "Soft"}, "timeout_s": 0.3})
+    assert stalled.is_set() and response["status"] == "timeout"
+
+
 async def test_not_connected(adapter: Any, probe: MqttProbe) -> None:
     await probe.subscribe("res/v1/#")
     response = await request(probe, "nobody", "n1", "Reset", {"type": "Soft"})
