@@ -106,8 +106,10 @@ class DataStack(Stack):
         cluster.add_rotation_single_user(automatically_after=Duration.days(30))
         secret = cluster.secret
         assert secret is not None  # generated because master_user has no password
+        # Reads from the primary: a replica may lag, and what the adapter reads it has usually just written (a
+        # rotated password at the reconnect, a stored boot, a transaction a repeated StartTransaction matches).
         uri = (f"mongodb://{cluster.cluster_endpoint.hostname}:{DOCDB_PORT}/?tls=true"
-               f"&tlsCAFile={DOCDB_CA_FILE}&replicaSet=rs0&readPreference=secondaryPreferred"
+               f"&tlsCAFile={DOCDB_CA_FILE}&replicaSet=rs0&readPreference=primaryPreferred"
                "&retryWrites=false")
         self.access = MongoAccess(
             # The URL carries no credentials: they come from the secret, as two separate variables.

@@ -49,6 +49,7 @@ def test_service_gets_store_url_and_credentials_from_the_cluster_secret() -> Non
     url = json.dumps(environment(s)["STORE_URL"])
     assert url.startswith('{"Fn::Join"') and "mongodb://" in url and "tls=true" in url
     assert "retryWrites=false" in url  # DocumentDB does not support retryable writes
+    assert "readPreference=primaryPreferred" in url  # a lagging replica would serve a superseded password
     secrets = {secret["Name"]: json.dumps(secret["ValueFrom"]) for secret in container(s)["Secrets"]}
     assert set(secrets) == {"STORE_USERNAME", "STORE_PASSWORD"}
     assert ":username::" in secrets["STORE_USERNAME"] and ":password::" in secrets["STORE_PASSWORD"]
