@@ -181,8 +181,8 @@ _OPTIONS: dict[str, dict[str, Any]] = {
     "front_tls_profile": _meta(None, "security profile a TLS-terminating front (NLB) enforces, if any",
                                _optional_int),
     "emf_metrics": _meta(False, "write CloudWatch Embedded Metric Format lines to stdout", _bool),
-    "iot_provisioning": _meta(False, "create an IoT Core thing (type and group from vendor/model) for each "
-                              "charger on its first successful connection", _bool),
+    "iot_provisioning": _meta(False, "create an IoT Core thing for each charger on its first successful "
+                              "connection; its type and group from the vendor/model its boot reports", _bool),
     "aws_region": _meta(None, "AWS region for IoT provisioning (default: the SDK's own lookup)", _optional_str),
 }
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import boto3
@@ -43,6 +44,9 @@ class ThingProvisioner:
     def __init__(self, iot_client: Any) -> None:
         self._iot = iot_client
         self._done: set[tuple[str, str | None, str | None]] = set()
+        # Its own threads: throttled IoT calls retrying for seconds must not hold the default executor, where
+        # the handshakes hash passwords.
+        self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="iot-provisioning")
 
     @classmethod
     def create(cls, region_name: str | None = None) -> ThingProvisioner:
@@ -86,7 +90,8 @@ class ThingProvisioner:
         if key in self._done:
             return True
         try:
-            await asyncio.to_thread(self.provision, charger_id, vendor, model)
+            await asyncio.get_running_loop().run_in_executor(self._executor, self.provision, charger_id, vendor,
+                                                             model)
         except (ClientError, BotoCoreError, ValueError):
             log.warning("IoT provisioning failed for %s", charger_id, exc_info=True)
             return False

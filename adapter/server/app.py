@@ -77,8 +77,9 @@ class Adapter:
                             auth=AuthPolicy(s.auth_policy), delegate_data_transfer=s.delegate_data_transfer,
                             delegate_timeout_s=s.delegate_timeout, v16_tolerate_preboot=s.v16_preboot == "tolerate")
         csms = CentralSystem(policy, store, store, delegate)
+        provisioner = ThingProvisioner.create(s.aws_region) if s.iot_provisioning else None
         ctx = AdapterContext(s, csms, store, bus, spawn=self.spawn,
-                             rate_limiter=lambda: TokenBucket(s.rate_limit, s.rate_burst))
+                             rate_limiter=lambda: TokenBucket(s.rate_limit, s.rate_burst), provisioner=provisioner)
         self.ctx = ctx
         local_broker = endpoint.url.startswith("mqtt:")
         if self.primary and (s.local_shadow == "on" or (s.local_shadow == "auto" and local_broker)):
@@ -87,8 +88,7 @@ class Adapter:
         bus.on_orphan_request = self._on_orphan_request
         authenticator = Authenticator(
             store, registration=s.registration, front_tls_profile=s.front_tls_profile,
-            max_pending=s.max_pending_handshakes,
-            provisioner=ThingProvisioner.create(s.aws_region) if s.iot_provisioning else None)
+            max_pending=s.max_pending_handshakes, provisioner=provisioner)
         self.handshake = handshake = Handshake(ctx, authenticator)
         # Client certificates are requested (not required) so profile 2 chargers can still connect; the
         # authenticator refuses profile 3 chargers that presented none.

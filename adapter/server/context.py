@@ -10,6 +10,7 @@ from adapter.bus.bus import Bus
 from adapter.config import Settings
 from adapter.csms.central_system import CentralSystem
 from adapter.security.limits import TokenBucket
+from adapter.security.provisioning import ThingProvisioner
 from adapter.store.async_store import AsyncStore
 
 if TYPE_CHECKING:
@@ -24,6 +25,7 @@ class AdapterContext:
     bus: Bus
     spawn: Callable[[Coroutine[Any, Any, Any]], None]
     rate_limiter: Callable[[], TokenBucket]
+    provisioner: ThingProvisioner | None = None
     sessions: dict[str, ChargerSession] = field(default_factory=dict)
     ready: bool = False
 

@@ -291,23 +291,32 @@ class ChargerSession:
 
     def _after(self, drafts: list[EventDraft]) -> None:
         """Registry and shadow bookkeeping, started before the answer but never awaited by it."""
-        store = self.ctx.store
         for draft in drafts:
             data = draft.data
             if draft.type == "boot":
                 self.shadow.report({"vendor": data["vendor"], "model": data["model"],
                                     "firmware": data["firmware"], "serial": data["serial"]})
                 self._catch_up_desired()
-                self.ctx.spawn(store.update_charger(
-                    self.charger_id, vendor=data["vendor"], model=data["model"], reported_serial=data["serial"],
-                    firmware=data["firmware"], ocpp_version=self.version.value, boot_status=data["status"],
-                    last_seen=datetime.now(UTC)))
+                self.ctx.spawn(self._remember_boot(data))
             elif draft.type == "status":
                 key = str(data["evse_id"]) if data["connector_id"] in (None, 1) else (
                     f"{data['evse_id']}/{data['connector_id']}")
                 self.shadow.report({"connectors": {key: {"status": data["status"],
                                                          "original_status": data["original_status"],
                                                          "error_code": data["error_code"]}}})
+
+    async def _remember_boot(self, data: dict[str, Any]) -> None:
+        """With IoT provisioning, a boot naming another vendor or model than the store knew (the first boot:
+        the thing was created at the first connection, before anyone knew) gives the thing its type and group."""
+        store, provisioner = self.ctx.store, self.ctx.provisioner
+        known = await store.get_charger(self.charger_id) if provisioner is not None else None
+        await store.update_charger(
+            self.charger_id, vendor=data["vendor"], model=data["model"], reported_serial=data["serial"],
+            firmware=data["firmware"], ocpp_version=self.version.value, boot_status=data["status"],
+            last_seen=datetime.now(UTC))
+        if provisioner is not None and known is not None and (known.vendor, known.model) != (data["vendor"],
+                                                                                           data["model"]):
+            await provisioner.ensure(self.charger_id, data["vendor"], data["model"])
 
     async def _recall_transaction(self, call: IncomingCall) -> None:
         tx_id = continued_transaction(self.version, call.action, call.payload)
