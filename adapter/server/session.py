@@ -7,7 +7,6 @@ call worker, back-end requests queue for the request worker.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import time
@@ -110,10 +109,7 @@ class ChargerSession:
         """Tell the back end the charger is here once requests can reach this session. Until a per-charger
         client has its SUBACK, a request would reach only the shared orphan subscription, and a shadow
         document asked for then would be missed. Reading the charger does not wait for this."""
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await self.link.client.wait_connected(60.0)
-                break
+        await self.link.client.wait_connected(None)
         self._announced = True
         self._lifecycle("connected", "connected", None)
         self.shadow.report({"connection": {"state": "connected", "ocpp_version": self.version.value,
@@ -335,8 +331,9 @@ class ChargerSession:
                 continue
             record = _transaction_record(self.charger_id, draft)
             try:
-                known = await self.ctx.store.get_transaction(record.transaction_id) if record.state == "ended" \
-                    else None
+                known = None
+                if record.state == "ended":
+                    known = await self.ctx.store.get_transaction(record.transaction_id)
                 if known is not None:
                     record = dataclasses.replace(known, **{k: v for k, v in dataclasses.asdict(record).items()
                                                            if v is not None})
