@@ -34,6 +34,13 @@ def _optional_int(text: str) -> int | None:
         raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
 
 
+def _front_tls_profile(text: str) -> int | None:
+    if text not in ("", "2"):
+        raise argparse.ArgumentTypeError(f"only 2 (or empty) is possible, got {text!r}: a front that terminates "
+                                         "TLS passes no client certificate, so profile 3 needs TLS in the adapter")
+    return _optional_int(text)
+
+
 def _ocpp_version(text: str) -> str | None:
     """A version as the handshake names it ("1.6") or as its subprotocol ("ocpp1.6"); empty: none."""
     return text.strip().lower().removeprefix("ocpp") if text else None
@@ -178,8 +185,9 @@ _OPTIONS: dict[str, dict[str, Any]] = {
     "tls_key": _meta(None, "server private key (PEM); needs --tls-cert", _optional_str),
     "tls_ca": _meta(None, "CA for charger client certificates (profile 3, mutual TLS); needs --tls-cert and "
                     "--tls-key", _optional_str),
-    "front_tls_profile": _meta(None, "security profile a TLS-terminating front (NLB) enforces, if any",
-                               _optional_int),
+    "front_tls_profile": _meta(None, "2 when a TLS-terminating front (NLB) enforces TLS; profile 3 chargers "
+                               "need TLS in the adapter",
+                               _front_tls_profile),
     "emf_metrics": _meta(False, "write CloudWatch Embedded Metric Format lines to stdout", _bool),
     "iot_provisioning": _meta(False, "create an IoT Core thing for each charger on its first successful "
                               "connection; its type and group from the vendor/model its boot reports", _bool),

@@ -25,8 +25,9 @@ TLS terminated in front of the adapter (``front_tls_profile``):
 * ``2`` -- the front (e.g. an NLB TLS listener) only accepts TLS, so every connection counts as TLS for
   profile 2. A ``peer_cert`` on a connection that is not TLS at the adapter is ignored, so profile 3
   chargers are refused: route them to a TCP pass-through listener where the adapter terminates TLS.
-* ``3`` -- the front also verifies client certificates and the server passes the verified certificate
-  (in ``getpeercert()`` form) as ``peer_cert``, taken from a channel only the front can write to.
+
+There is no ``3``: a front that terminates TLS passes no client certificate the adapter could check, so
+profile 3 always needs the adapter's own TLS (``--tls-cert``, ``--tls-key``, ``--tls-ca``).
 """
 
 from __future__ import annotations
@@ -76,8 +77,9 @@ class Authenticator:
     def __init__(self, store: AsyncStore, *, registration: str = "open", front_tls_profile: int | None = None,
                  throttle: Throttle | None = None, max_pending: int = 256, hash_concurrency: int | None = None,
                  provisioner: ThingProvisioner | None = None) -> None:
-        if front_tls_profile not in (None, 2, 3):
-            raise ValueError("front_tls_profile must be None (TLS in the adapter), 2 or 3")
+        if front_tls_profile not in (None, 2):
+            raise ValueError("front_tls_profile must be None (TLS in the adapter) or 2: a front terminating TLS "
+                             "passes no client certificate, so profile 3 needs TLS in the adapter")
         self.store = store
         self.registration = check_policy(registration)
         self.front_tls_profile = front_tls_profile
@@ -122,8 +124,7 @@ class Authenticator:
         return await self._check_password(ctx, charger_id, record)
 
     def _check_certificate(self, ctx: HandshakeContext, charger_id: str, record: ChargerRecord) -> AuthDecision:
-        trusted = ctx.tls or self.front_tls_profile == 3
-        if not (trusted and ctx.peer_cert):
+        if not (ctx.tls and ctx.peer_cert):
             return AuthDecision(False, 403, "security profile 3 requires a verified client certificate")
         if cert_identity(ctx.peer_cert).common_name not in {charger_id, record.serial} - {None}:
             return AuthDecision(False, 403, "client certificate CN matches neither the charger id nor its serial")

@@ -61,8 +61,6 @@ MATRIX = [
     ("CP-3", None, True, CERT_CP3, None, 200, "ok"),
     ("CP-3", None, True, CERT_SERIAL, None, 200, "ok"),
     ("CP-3", None, False, CERT_CP3, 2, 403, "requires a verified client certificate"),
-    ("CP-3", None, False, CERT_CP3, 3, 200, "ok"),
-    ("CP-3", None, False, None, 3, 403, "requires a verified client certificate"),
     ("CP-NOPW", basic("CP-NOPW"), False, None, None, 403, "no password configured"),
     ("CP-9", None, True, None, None, 403, "unsupported security profile 9"),
     ("CP-404", None, False, None, None, 404, "unknown charger"),
@@ -199,5 +197,7 @@ async def test_first_connection_provisions_the_thing_once(chargers):
 def test_bad_settings_are_refused(astore):
     with pytest.raises(ValueError, match="front_tls_profile"):
         Authenticator(astore, front_tls_profile=1)
+    with pytest.raises(ValueError, match="profile 3 needs TLS in the adapter"):
+        Authenticator(astore, front_tls_profile=3)
     with pytest.raises(ValueError, match="registration policy"):
         Authenticator(astore, registration="closed")
