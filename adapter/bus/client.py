@@ -4,6 +4,7 @@ restored after every reconnect (awscrt itself reconnects with exponential backof
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 from collections.abc import Callable, Iterable, Mapping
@@ -79,6 +80,7 @@ class MqttClient:
         self._usable = asyncio.Event()  # connected, and the subscriptions held before it restored
         self._ever_connected = False
         self._stopped = False
+        self._halted = asyncio.Event()  # awscrt's lifecycle "stopped": the DISCONNECT is out, the socket closed
         tls_ctx, sign = _transport(endpoint)
         options = mqtt5.ClientOptions(
             host_name=endpoint.host, port=endpoint.port, tls_ctx=tls_ctx, websocket_handshake_transform=sign,
@@ -95,6 +97,7 @@ class MqttClient:
             on_publish_callback_fn=self._on_publish,
             on_lifecycle_event_connection_success_fn=self._on_connected,
             on_lifecycle_event_disconnection_fn=self._on_disconnected,
+            on_lifecycle_event_stopped_fn=self._on_halted,
             disable_metrics=True,
         )
         self._client = mqtt5.Client(options)
@@ -129,7 +132,12 @@ class MqttClient:
             if late:
                 log.warning("closing MQTT connection with publishes unacknowledged",
                             extra={"client_id": self.client_id, "unacknowledged": len(late)})
-        self._client.stop()
+        # An explicit DISCONNECT: awscrt's default just closes the socket, and the broker then publishes the
+        # Will as if this process had died.
+        self._client.stop(mqtt5.DisconnectPacket(reason_code=mqtt5.DisconnectReasonCode.NORMAL_DISCONNECTION))
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(drain_timeout):
+                await self._halted.wait()
 
     def _send(self, packet: mqtt5.PublishPacket) -> Future[mqtt5.PublishCompletionData]:
         crt_future: Future[mqtt5.PublishCompletionData] = self._client.publish(packet)
@@ -148,6 +156,9 @@ class MqttClient:
 
     def _on_disconnected(self, data: mqtt5.LifecycleDisconnectData) -> None:
         self._hop.call(self._disconnected_on_loop, data.exception)
+
+    def _on_halted(self, data: mqtt5.LifecycleStoppedData) -> None:
+        self._hop.call(self._halted.set)
 
     def _connected_on_loop(self) -> None:
         if self._ever_connected:

@@ -108,6 +108,12 @@ async def test_a_clean_stop_says_offline(adapter_factory: Any, probe: MqttProbe)
     await probe.wait_for(is_status("leaving", "online", "connected"))
     await adapter.shutdown()
     await probe.wait_for(is_status("leaving", "offline", "stopped"))
+    # Without a DISCONNECT the broker publishes the Will as the socket closes, overwriting "stopped" (retained)
+    # with "connection lost": a marker published now arrives after any such Will.
+    await probe.subscribe("marker/#")
+    await probe.client.publish("marker/after-stop", b"{}")
+    await probe.next_on("marker/after-stop")
+    assert [b["reason"] for t, b in probe.messages if t == STATUS.format("leaving")] == ["connected", "stopped"]
 
 
 async def test_an_instance_started_after_a_crash_knows_the_crashed_one_holds_nothing(
