@@ -61,6 +61,16 @@ def _positive(number: type[int] | type[float]) -> Callable[[str], Any]:
     return positive
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text!r}")
+    return value
+
+
 def _meta(default: Any, help: str, convert: Callable[[str], Any] = str,
           choices: tuple[str, ...] | None = None, shown: str | None = None) -> Any:
     """``shown``: how docs describe a default computed on each machine."""
@@ -112,6 +122,7 @@ class Settings:
     rate_limit: float
     rate_burst: int
     max_pending_handshakes: int
+    max_chargers: int
     listen_backlog: int
     tls_cert: str | None
     tls_key: str | None
@@ -177,6 +188,9 @@ _OPTIONS: dict[str, dict[str, Any]] = {
     "rate_limit": _meta(50.0, "messages per second a charger may send (sustained); more than 0", _positive(float)),
     "rate_burst": _meta(200, "messages a charger may send in a burst; at least 1", _positive(int)),
     "max_pending_handshakes": _meta(256, "concurrent unauthenticated handshakes", int),
+    "max_chargers": _meta(0, "chargers one process holds; more are refused with 503 and Retry-After (0: as many as "
+                          "its open-file limit allows, 2 files each in per-charger mode)", _count,
+                          shown="0 (from the open-file limit)"),
     "listen_backlog": _meta(4096, "connections the kernel queues until the adapter accepts them (capped by "
                             "net.core.somaxconn); a reconnect storm overflowing a short queue costs chargers "
                             "1-3 s SYN retries or failed connects", int),

@@ -28,6 +28,7 @@ from adapter.security.limits import TokenBucket
 from adapter.security.provisioning import ThingProvisioner
 from adapter.security.tls import server_ssl_context
 from adapter.server import heap, requests
+from adapter.server.capacity import charger_capacity, raise_open_file_limit
 from adapter.server.context import AdapterContext
 from adapter.server.handshake import Handshake
 from adapter.server.session import CLOSE_GOING_AWAY, CLOSE_NORMAL, ChargerSession
@@ -89,7 +90,9 @@ class Adapter:
         authenticator = Authenticator(
             store, registration=s.registration, front_tls_profile=s.front_tls_profile,
             max_pending=s.max_pending_handshakes, provisioner=provisioner)
-        self.handshake = handshake = Handshake(ctx, authenticator)
+        open_files = raise_open_file_limit()
+        capacity = s.max_chargers or charger_capacity(open_files, per_charger_mqtt=s.mqtt_mode == "per-charger")
+        self.handshake = handshake = Handshake(ctx, authenticator, capacity)
         # Client certificates are requested (not required) so profile 2 chargers can still connect; the
         # authenticator refuses profile 3 chargers that presented none.
         ssl_context = (server_ssl_context(s.tls_cert, s.tls_key, s.tls_ca, require_client_cert=False)
@@ -108,7 +111,8 @@ class Adapter:
                 run_emf_flusher(METRICS, 60.0, lambda line: print(line, file=sys.stdout, flush=True))))
         ctx.ready = True
         log.info("adapter listening", extra={"port": self.port, "mqtt": endpoint.url, "mode": s.mqtt_mode,
-                                             "adapter_id": s.adapter_id})
+                                             "adapter_id": s.adapter_id, "capacity": capacity,
+                                             "open_files": open_files})
 
     @property
     def port(self) -> int:

@@ -24,6 +24,7 @@ from adapter.security.auth import Authenticator, HandshakeContext
 from adapter.server.context import AdapterContext
 
 log = logging.getLogger(__name__)
+_CAPACITY_RETRY_S = 30  # seconds a charger refused at capacity waits: long enough for others to settle
 
 PROTOCOL_HEADER = "Sec-WebSocket-Protocol"
 
@@ -49,9 +50,10 @@ def charger_id_from_path(path: str, prefix: str) -> str | None:
 
 
 class Handshake:
-    def __init__(self, ctx: AdapterContext, authenticator: Authenticator) -> None:
+    def __init__(self, ctx: AdapterContext, authenticator: Authenticator, capacity: int) -> None:
         self.ctx = ctx
         self.authenticator = authenticator
+        self.capacity = capacity  # chargers this process may hold (see server/capacity.py)
         # Weak: a handshake that fails after process_request (no Sec-WebSocket-Key, say) never reaches the
         # handler that takes its entry out.
         self.admitted: weakref.WeakKeyDictionary[ServerConnection, Admitted] = weakref.WeakKeyDictionary()
@@ -63,6 +65,10 @@ class Handshake:
         raw_id = charger_id_from_path(request.path, self.ctx.settings.path_prefix)
         if raw_id is None:
             return self._refuse(connection, HTTPStatus.NOT_FOUND, "expected /{prefix}/{charge_point_id}", None)
+        sessions = self.ctx.sessions
+        if raw_id not in sessions and len(sessions) + len(self.admitted) >= self.capacity:  # a reconnect replaces
+            return self._refuse(connection, HTTPStatus.SERVICE_UNAVAILABLE, "adapter at capacity; retry later",
+                                None, (("Retry-After", str(_CAPACITY_RETRY_S)),))
         authorization = request.headers.get_all("Authorization")
         if len(authorization) > 1:
             return self._refuse(connection, HTTPStatus.BAD_REQUEST, "more than one Authorization header", None)

@@ -209,3 +209,23 @@ async def test_an_answer_the_adapter_cannot_give_publishes_no_event(adapter_fact
     await cp.call("StatusNotification", {"connectorId": 1, "errorCode": "NoError", "status": "Available"})
     await probe.next_on("ocpp/cpI/status")
     assert probe.on("ocpp/cpI/transactions") == []
+
+
+async def test_a_full_adapter_refuses_new_chargers_with_503_but_lets_a_known_one_reconnect(
+        adapter_factory: Any, connect: Any) -> None:
+    """Past its capacity (from the open-file limit) a process would admit chargers it cannot serve."""
+    adapter = await adapter_factory(max_chargers=2)
+    first = await connect("cpCap1")
+    await first.call("BootNotification", boot_16())
+    await connect("cpCap2")
+    with pytest.raises(InvalidStatus) as info:
+        await websockets.connect(url_of(adapter, "cpCap3"), subprotocols=["ocpp1.6"])  # type: ignore[list-item]
+    assert info.value.response.status_code == 503
+    assert info.value.response.headers["Retry-After"] == "30"
+    again = await connect("cpCap1")  # a reconnect replaces its own session
+    assert (await again.call("Heartbeat", {}))[0] == 3
+    session = adapter.ctx.sessions["cpCap2"]
+    await session.close(1000, "test")
+    await session.finished.wait()
+    third = await connect("cpCap3")
+    assert (await third.call("BootNotification", boot_16()))[2]["status"] == "Accepted"
