@@ -140,6 +140,8 @@ class Bus:
         self._gone: set[str] = set()  # adapter ids whose status says offline (a crash leaves its claims behind)
         self._replaying = asyncio.Lock()
         self._earlier: dict[str, asyncio.Future[None]] = {}  # outbox item id -> the session's own late publish
+        self._written: dict[str, int] = {}  # outbox item id -> replay passes begun when its write completed
+        self._passes = 0
         self._tasks: list[asyncio.Task[None]] = []
         self.nodelay = NodelayScheduler(NodelaySetter(endpoint.host, endpoint.port))
         self._awaiting_puback: deque[tuple[float, asyncio.Future[None]]] = deque()
@@ -293,6 +295,8 @@ class Bus:
         except BaseException:
             self._earlier.pop(item.item_id, None)
             raise
+        if item.item_id in self._earlier:
+            self._written[item.item_id] = self._passes
         self.outbox_wakeup.set()
 
     async def replay_outbox(self) -> int:
@@ -304,16 +308,27 @@ class Bus:
         assert self.outbox is not None
         sent = 0
         async with self._replaying:
+            self._passes += 1
+            began = self._passes
             while True:
                 items = await self.outbox.outbox_pending(100)
                 if not items:
+                    self._forget_replayed_elsewhere(began)
                     return sent
                 for item in items:
                     await self._hand_off(item)
                     await self.outbox.outbox_delete([item.item_id])
                     sent += 1
 
+    def _forget_replayed_elsewhere(self, began: int) -> None:
+        """Items written before this pass began that it never met: another instance sharing the outbox replayed
+        and deleted them. Their entries would otherwise stay for the life of the process."""
+        for item_id in [i for i, written in self._written.items() if written < began]:
+            del self._written[item_id]
+            self._earlier.pop(item_id, None)
+
     async def _hand_off(self, item: OutboxItem) -> None:
+        self._written.pop(item.item_id, None)
         earlier = self._earlier.pop(item.item_id, None)
         if earlier is not None:
             with contextlib.suppress(MqttUnavailable):  # failed: it never got to the broker

@@ -70,3 +70,17 @@ async def test_a_late_billing_event_reaches_the_broker_once(adapter_factory: Any
     await probe.wait_for(lambda t, b: b["event_id"] == item.item_id, timeout=30)
     await outbox_drained(adapter)
     assert await copies_of(probe, "ocpp/cpL/transactions", item.item_id) == 1
+
+
+async def test_an_item_another_instance_replayed_is_forgotten_here(adapter_factory: Any) -> None:
+    """Instances share the outbox: one that wrote an item during an outage may find it replayed and deleted by
+    another. What it kept to wait for its own late publish must not stay for the life of the process."""
+    adapter = await adapter_factory()
+    bus, store = adapter.ctx.bus, adapter.ctx.store
+    late_publish: asyncio.Future[None] = asyncio.get_running_loop().create_future()  # still queued in awscrt
+    item = OutboxItem("ev-elsewhere", "ocpp/cpX/transactions", b"{}", datetime.now(UTC))
+    async with bus._replaying:  # this instance's replay is busy while the other one takes the item
+        await bus.to_outbox(item, late_publish)
+        await store.outbox_delete([item.item_id])
+    await bus.replay_outbox()
+    assert item.item_id not in bus._earlier
