@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any
 
 import orjson
 
 from adapter.normalize.events import EventDraft
+from adapter.ocpp.timestamps import parse_timestamp
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,8 +35,8 @@ def utc(timestamp: str) -> str:
     if timestamp.endswith("Z"):
         return timestamp
     try:
-        return datetime.fromisoformat(timestamp).astimezone(UTC).isoformat().replace("+00:00", "Z")
-    except ValueError:  # RFC 3339 forms Python does not read (a lowercase "z"): passed on as the charger sent it
+        return parse_timestamp(timestamp).astimezone(UTC).isoformat().replace("+00:00", "Z")
+    except ValueError:  # RFC 3339 forms Python does not read (a leap second): passed on as the charger sent it
         return timestamp
 
 

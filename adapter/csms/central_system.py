@@ -14,6 +14,7 @@ from adapter.csms.authorization import Delegate, TokenLookup, decide
 from adapter.csms.policy import BootPolicy, CsmsPolicy
 from adapter.normalize.transactions import TransactionBook
 from adapter.ocpp.errors import ErrorKind, OcppError
+from adapter.ocpp.timestamps import parse_timestamp
 from adapter.ocpp.versions import Version
 from adapter.store.base import TransactionRecord, transaction_key
 from adapter.store.records import utc_ms
@@ -157,8 +158,11 @@ class CentralSystem:
     async def _transaction_id(self, charger_id: str, payload: Payload) -> int:
         """A 1.6 charger that heard no answer sends the same StartTransaction again (after a reconnect, say):
         it gets the id it was given, so the back end sees one transaction, not a second one that never ends."""
-        start = (payload["connectorId"], payload["idTag"], float(payload["meterStart"]),
-                 utc_ms(datetime.fromisoformat(payload["timestamp"])))
+        try:
+            start = (payload["connectorId"], payload["idTag"], float(payload["meterStart"]),
+                     utc_ms(parse_timestamp(payload["timestamp"])))
+        except ValueError:  # a time no store could have kept (a leap second): nothing to match
+            return await self._transactions.next_transaction_id()
         for record in await self._transactions.active_transactions(charger_id):
             if (record.evse_id, record.id_token, record.meter_start_wh, record.started_at) == start:
                 return int(record.transaction_id.removeprefix(transaction_key(charger_id, "")))

@@ -36,6 +36,7 @@ from adapter.ocpp.connection import (
 )
 from adapter.ocpp.errors import ErrorKind, OcppError
 from adapter.ocpp.frames import Call, dumps
+from adapter.ocpp.timestamps import parse_timestamp
 from adapter.security import password_change
 from adapter.security.passwords import hash_password
 from adapter.server import requests
@@ -485,5 +486,5 @@ def _transaction_record(charger_id: str, draft: EventDraft) -> TransactionRecord
 
 
 def _parse_time(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
+    return parse_timestamp(value) if value else None
 

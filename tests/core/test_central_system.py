@@ -31,6 +31,30 @@ class Counter:
         return []
 
 
+class Ledger(Counter):
+    def __init__(self, records: list[TransactionRecord]) -> None:
+        super().__init__()
+        self.records = records
+
+    async def active_transactions(self, charger_id: str) -> list[TransactionRecord]:
+        return [r for r in self.records if r.charger_id == charger_id]
+
+
+ACTIVE_7 = TransactionRecord("cp1/7", "cp1", "active", id_token="T1", evse_id=1, connector_id=1, meter_start_wh=0.0,
+                             started_at=datetime(2024, 5, 1, 10, tzinfo=UTC))
+
+
+@pytest.mark.parametrize(("timestamp", "expected"), [
+    ("2024-05-01T10:00:00Z", 7), ("2024-05-01t10:00:00z", 7), ("2024-05-01T12:00:00+02:00", 7),
+    ("2024-05-01T10:00:01Z", 1), ("2016-12-31T23:59:60Z", 1),  # another start; a leap second matches nothing
+])
+async def test_a_repeated_start_transaction_gets_the_id_it_was_given(timestamp: str, expected: int) -> None:
+    csms = CentralSystem(CsmsPolicy(), Tokens({}), Ledger([ACTIVE_7]))
+    state = SessionState("cp1", Version.V16, boot_status="Accepted")
+    start = {"connectorId": 1, "idTag": "T1", "meterStart": 0, "timestamp": timestamp}
+    assert (await csms.answer(state, "StartTransaction", start))["transactionId"] == expected
+
+
 class Delegate:
     def __init__(self, reply: dict | None) -> None:
         self.reply = reply
