@@ -16,7 +16,8 @@ The throttle is against password guessing, so only a supplied password found wro
 checked none (no credentials, plain ``ws://`` to profile 2) is no guess, and counting it let anyone lock a
 charger out. It is consulted only where a password would be checked, after the verified-credentials cache,
 so a charger presenting its already verified password is admitted while guessers of its id are refused.
-``HandshakeContext`` has no remote address, so failures are counted per id only.
+Failures count per id and source address (5 a minute by default), so a guesser locks out only itself; and
+per id alone with a higher ceiling (``id_throttle``, 50), against guessing spread over many addresses.
 
 TLS terminated in front of the adapter (``front_tls_profile``):
 
@@ -57,6 +58,7 @@ class HandshakeContext:
     authorization: str | None = None  # the Authorization header
     tls: bool = False  # TLS terminated by the adapter itself
     peer_cert: dict[str, Any] | None = None  # ssl getpeercert() of a verified client certificate
+    source: str | None = None  # the peer's address (behind a load balancer: the balancer's, unless preserved)
 
 
 @dataclass(frozen=True)
@@ -75,15 +77,16 @@ class Authenticator:
     """Holds the handshake's policy and abuse limits; one per adapter process."""
 
     def __init__(self, store: AsyncStore, *, registration: str = "open", front_tls_profile: int | None = None,
-                 throttle: Throttle | None = None, max_pending: int = 256, hash_concurrency: int | None = None,
-                 provisioner: ThingProvisioner | None = None) -> None:
+                 throttle: Throttle | None = None, id_throttle: Throttle | None = None, max_pending: int = 256,
+                 hash_concurrency: int | None = None, provisioner: ThingProvisioner | None = None) -> None:
         if front_tls_profile not in (None, 2):
             raise ValueError("front_tls_profile must be None (TLS in the adapter) or 2: a front terminating TLS "
                              "passes no client certificate, so profile 3 needs TLS in the adapter")
         self.store = store
         self.registration = check_policy(registration)
         self.front_tls_profile = front_tls_profile
-        self.throttle = throttle or Throttle()
+        self.throttle = throttle or Throttle()  # per id and source
+        self.id_throttle = id_throttle or Throttle(max_failures=50)
         self.provisioner = provisioner
         # Bounds the work unauthenticated peers can cause: handshakes in progress, and argon2 checks
         # (each ~20 ms of CPU and 19 MiB) at once -- by default half the cores, leaving the rest to the loop.
@@ -105,8 +108,8 @@ class Authenticator:
             return AuthDecision(True, 200, _OK, await self._first_connection(record))
         return decision
 
-    def _throttled(self, charger_id: str) -> AuthDecision | None:
-        wait = self.throttle.retry_after(charger_id)
+    def _throttled(self, charger_id: str, source_key: str) -> AuthDecision | None:
+        wait = max(self.throttle.retry_after(source_key), self.id_throttle.retry_after(charger_id))
         if wait <= 0:
             return None
         return AuthDecision(False, 429, "too many failed attempts", headers=(("Retry-After", str(math.ceil(wait))),))
@@ -136,18 +139,20 @@ class Authenticator:
             return AuthDecision(False, 403, "no password configured for this charger")
         if header and self._verified.hit(charger_id, stored, header):
             return AuthDecision(True, 200, _OK, record)  # neither throttled nor clearing a guesser's count
-        if throttled := self._throttled(charger_id):
+        source_key = f"{charger_id} {ctx.source}" if ctx.source else charger_id
+        if throttled := self._throttled(charger_id, source_key):
             return throttled
         async with self._hashing:
-            if throttled := self._throttled(charger_id):  # failures may have piled up while queued
+            if throttled := self._throttled(charger_id, source_key):  # failures may have piled up while queued
                 return throttled
             outcome = await asyncio.to_thread(check_basic_auth, header, charger_id, record)
         if outcome is AuthOutcome.WRONG_PASSWORD:
-            self.throttle.failure(charger_id)
+            self.throttle.failure(source_key)
+            self.id_throttle.failure(charger_id)
         if not outcome.ok:
             return AuthDecision(False, 401, outcome.value, headers=_CHALLENGE)
         assert header is not None
-        self.throttle.success(charger_id)
+        self.throttle.success(source_key)
         self._verified.remember(charger_id, stored, header)
         return AuthDecision(True, 200, _OK, record)
 

@@ -76,6 +76,7 @@ class Handshake:
             decision = await self.authenticator.authenticate(HandshakeContext(
                 charger_id=raw_id, authorization=authorization[0] if authorization else None,
                 tls=connection.transport.get_extra_info("ssl_object") is not None,
+                source=connection.remote_address[0] if connection.remote_address else None,
                 peer_cert=_peer_cert(connection)))
         except asyncio.CancelledError:
             if self.ctx.ready:  # not a shutdown: the open timeout fired while the adapter itself was slow

@@ -108,6 +108,25 @@ async def test_repeated_failures_are_throttled_to_429(chargers):
     assert (await authenticator.authenticate(HandshakeContext("CP-1", basic("CP-1")))).status == 200
 
 
+async def test_a_guesser_locks_out_its_own_address_and_spread_guessing_the_id(chargers):
+    """A guesser who knows a charger's id must not keep the charger itself out (it may not have connected to
+    this process yet, so the verified-credentials cache cannot vouch for it)."""
+    clock = Clock()
+    authenticator = Authenticator(chargers, throttle=Throttle(max_failures=5, backoff_s=60, clock=clock),
+                                  id_throttle=Throttle(max_failures=12, backoff_s=60, clock=clock))
+
+    async def guess(source: str) -> int:
+        return (await authenticator.authenticate(HandshakeContext("CP-1", basic("CP-1", "x" * 16),
+                                                                  source=source))).status
+    assert [await guess("10.0.0.66") for _ in range(6)] == [401] * 5 + [429]
+    charger = HandshakeContext("CP-1", basic("CP-1"), source="10.0.0.7")
+    assert (await authenticator.authenticate(charger)).status == 200
+    assert [await guess(f"10.0.1.{n}") for n in range(8)] == [401] * 7 + [429]  # 12 failures for the id
+    assert await guess("10.0.2.1") == 429
+    clock.now += 60
+    assert await guess("10.0.2.1") == 401
+
+
 async def test_refusals_that_check_no_password_never_lock_a_charger_out(chargers):
     clock = Clock()
     authenticator = Authenticator(chargers, throttle=Throttle(max_failures=2, backoff_s=60, clock=clock))
