@@ -191,8 +191,12 @@ class Bus:
         await asyncio.gather(*(client.stop() for client in self._pool))
         if self._control is not None:  # last: it carries the local shadow's replies to the pool's last reports
             # Drained as the control stops; if the link is down, the broker has published the Will instead.
-            self._control.publish(self.status_topic(self.adapter_id), self._status("offline", "stopped"),
-                                  retain=True).add_done_callback(_retrieved)
+            # Running instances hear "offline"; the retained status is then cleared, since the sessions have
+            # published their chargers' "disconnected" already: ids like <hostname>-<pid> are new on every
+            # start, and a retained status per stopped instance would pile up on the broker forever.
+            topic = self.status_topic(self.adapter_id)
+            self._control.publish(topic, self._status("offline", "stopped")).add_done_callback(_retrieved)
+            self._control.publish(topic, b"", retain=True).add_done_callback(_retrieved)
             await self._control.stop()
 
     def _control_connected(self) -> None:

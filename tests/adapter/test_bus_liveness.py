@@ -14,6 +14,8 @@ import orjson
 import pytest
 import websockets
 
+from adapter.bus.client import MqttClient
+from adapter.bus.endpoint import parse_endpoint
 from tests.adapter.events import boot_16
 from tests.adapter.test_process import ROOT, wait_listening
 from tests.conftest import Broker, MqttProbe, free_port
@@ -102,7 +104,8 @@ async def test_requests_for_a_cut_off_instances_chargers_get_not_connected_until
     await until(lambda: survivor.ctx.bus.holder_of("cpV") == "victim")
 
 
-async def test_a_clean_stop_says_offline(adapter_factory: Any, probe: MqttProbe) -> None:
+async def test_a_clean_stop_says_offline_and_leaves_no_status_behind(adapter_factory: Any, probe: MqttProbe,
+                                                                     mosquitto: Broker) -> None:
     adapter = await adapter_factory(adapter_id="leaving")
     await probe.subscribe(STATUS.format("+"))
     await probe.wait_for(is_status("leaving", "online", "connected"))
@@ -113,7 +116,20 @@ async def test_a_clean_stop_says_offline(adapter_factory: Any, probe: MqttProbe)
     await probe.subscribe("marker/#")
     await probe.client.publish("marker/after-stop", b"{}")
     await probe.next_on("marker/after-stop")
-    assert [b["reason"] for t, b in probe.messages if t == STATUS.format("leaving")] == ["connected", "stopped"]
+    assert [b["reason"] if b else b for t, b in probe.messages if t == STATUS.format("leaving")] == [
+        "connected", "stopped", b""], "online, offline, then the retained status cleared"
+    late = MqttClient(parse_endpoint(mosquitto.url), "late-subscriber")
+    seen: asyncio.Queue[str] = asyncio.Queue()
+    await late.subscribe({STATUS.format("leaving"): lambda t, p: seen.put_nowait(t),
+                          "marker/#": lambda t, p: seen.put_nowait(t)})
+    late.start()
+    try:
+        await late.wait_connected(10)
+        await probe.client.publish("marker/late", b"{}")  # delivered after any retained message
+        async with asyncio.timeout(10):
+            assert await seen.get() == "marker/late", "no status of a cleanly stopped instance stays behind"
+    finally:
+        await late.stop()
 
 
 async def test_an_instance_started_after_a_crash_knows_the_crashed_one_holds_nothing(
