@@ -46,29 +46,20 @@ def _ocpp_version(text: str) -> str | None:
     return text.strip().lower().removeprefix("ocpp") if text else None
 
 
-def _positive(number: type[int] | type[float]) -> Callable[[str], Any]:
-    """For a setting whose 0 would not mean "off" but break every session (the rate limiter refuses it)."""
+def _positive(number: type[int] | type[float], *, zero: bool = False) -> Callable[[str], Any]:
+    """For a setting whose 0 would not mean "off" but break every session (the rate limiter refuses it);
+    ``zero``: 0 is allowed and means "derive it"."""
 
     def positive(text: str) -> Any:
         try:
             value = number(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"invalid {number.__name__} value: {text!r}") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be more than 0, got {text!r}")
+        if value < 0 or (value == 0 and not zero):
+            raise argparse.ArgumentTypeError(f"must be {'0 or more' if zero else 'more than 0'}, got {text!r}")
         return value
 
     return positive
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text!r}")
-    return value
 
 
 def _meta(default: Any, help: str, convert: Callable[[str], Any] = str,
@@ -189,7 +180,7 @@ _OPTIONS: dict[str, dict[str, Any]] = {
     "rate_burst": _meta(200, "messages a charger may send in a burst; at least 1", _positive(int)),
     "max_pending_handshakes": _meta(256, "concurrent unauthenticated handshakes", int),
     "max_chargers": _meta(0, "chargers one process holds; more are refused with 503 and Retry-After (0: as many as "
-                          "its open-file limit allows, 2 files each in per-charger mode)", _count,
+                          "its open-file limit allows, 2 files each in per-charger mode)", _positive(int, zero=True),
                           shown="0 (from the open-file limit)"),
     "listen_backlog": _meta(4096, "connections the kernel queues until the adapter accepts them (capped by "
                             "net.core.somaxconn); a reconnect storm overflowing a short queue costs chargers "

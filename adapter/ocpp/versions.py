@@ -91,17 +91,11 @@ def charger_actions(version: Version) -> frozenset[str]:
 @cache
 def all_actions(version: Version) -> frozenset[str]:
     """Every action the version's schemas define."""
-    names = set()
-    for path in version.schema_dir.glob("*.json"):
-        stem = path.stem
-        if version is Version.V16:
-            if not stem.endswith("Response"):
-                names.add(stem)
-        elif stem.endswith("Request"):
-            names.add(stem[: -len("Request")])
-        elif not stem.endswith("Response"):
-            names.add(stem)  # 2.1 SEND-only messages such as NotifyPeriodicEventStream
-    return frozenset(names)
+    stems = [path.stem for path in version.schema_dir.glob("*.json")]
+    if version is Version.V16:
+        return frozenset(stem for stem in stems if not stem.endswith("Response"))
+    return frozenset(stem.removesuffix("Request") for stem in stems if stem.endswith("Request")) | (
+        send_only_actions(version))
 
 
 @cache

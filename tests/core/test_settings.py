@@ -68,7 +68,8 @@ def test_the_store_secret_is_named_by_the_variable_the_stack_sets() -> None:
     ("AUDIT_LOG", ""),  # was: a traceback
     ("PORT", "abc"),
     ("FALLBACK_VERSION", "ocpp1.7"),
-    ("FRONT_TLS_PROFILE", "3"),  # was: accepted, and then no profile 3 charger could ever connect
+    ("FRONT_TLS_PROFILE", "3"),
+    ("MAX_CHARGERS", "-1"),  # was: accepted, and then no profile 3 charger could ever connect
 ])
 def test_a_bad_environment_value_is_refused_like_the_flag(
         capsys: pytest.CaptureFixture[str], env: str, value: str) -> None:
