@@ -31,6 +31,10 @@ from adapter.store.base import OutboxItem
 
 log = logging.getLogger(__name__)
 
+# How long a crashed instance's Will is kept after its last charger has moved on: long enough that every retained
+# claim naming it has arrived, even at a start among tens of thousands of retained lifecycle messages.
+STATUS_GRACE_S = 300.0
+
 
 class MqttMode(enum.StrEnum):
     PER_CHARGER = "per-charger"
@@ -122,7 +126,7 @@ def _log_failure(error: Exception) -> None:
 class Bus:
     def __init__(self, endpoint: MqttEndpoint, *, mode: MqttMode, adapter_id: str, topics: Topics,
                  pool_size: int = 4, outbox: Outbox | None = None, puback_timeout_s: float = 5.0,
-                 replay_outbox: bool = True) -> None:
+                 replay_outbox: bool = True, status_grace_s: float = STATUS_GRACE_S) -> None:
         if any(c in adapter_id for c in "/+#"):  # it names a topic level (the instance's status)
             raise ValueError(f"adapter id {adapter_id!r} may not contain '/', '+' or '#'")
         self.endpoint = endpoint
@@ -137,7 +141,10 @@ class Bus:
         self._pool: list[MqttClient] = []
         self._control: MqttClient | None = None
         self._holders: dict[str, str] = {}  # charger id -> adapter id holding it, from lifecycle events
-        self._gone: set[str] = set()  # adapter ids whose status says offline (a crash leaves its claims behind)
+        # adapter ids whose status says offline (a crash leaves its claims behind) -> when heard, and whether
+        # its status is a retained Will that nobody else will clear
+        self._gone: dict[str, tuple[float, bool]] = {}
+        self.status_grace_s = status_grace_s
         self._replaying = asyncio.Lock()
         self._earlier: dict[str, asyncio.Future[None]] = {}  # outbox item id -> the session's own late publish
         self._written: dict[str, int] = {}  # outbox item id -> replay passes begun when its write completed
@@ -182,6 +189,7 @@ class Bus:
                                        self.status_topic("+"): self._on_status,
                                        f"$share/ocpp-adapter/{self.topics.all_requests()}": self._on_any_request})
         self._tasks.append(asyncio.create_task(self._expire_loop()))
+        self._tasks.append(asyncio.create_task(self._sweep_loop()))
         if self.outbox is not None and self._replay_outbox:
             self._tasks.append(asyncio.create_task(self._replay_loop()))
 
@@ -265,9 +273,31 @@ class Bus:
                 log.warning("ignoring malformed adapter status", extra={"topic": topic})
             return
         if online:
-            self._gone.discard(adapter_id)
-        else:
-            self._gone.add(adapter_id)
+            self._gone.pop(adapter_id, None)
+        elif adapter_id not in self._gone:
+            self._gone[adapter_id] = (asyncio.get_running_loop().time(), status.get("reason") != "stopped")
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            await asyncio.sleep(min(60.0, self.status_grace_s / 4))
+            self.sweep_statuses()
+
+    def sweep_statuses(self) -> None:
+        """Forget instances that went offline a grace period ago and hold no charger any more; clear the
+        retained Will a crash left, which would otherwise stay on the broker for good (ids are new on every
+        start). While a charger's last claim still names the instance, the Will stays: it is what tells every
+        instance, and every one started later, that nobody holds that charger. Each instance clears the same
+        Will (an idempotent empty retained publish); clearing one that has just said online again is harmless,
+        since an instance without a status counts as live."""
+        now = asyncio.get_running_loop().time()
+        holding = set(self._holders.values())
+        for adapter_id, (heard, retained) in list(self._gone.items()):
+            if heard + self.status_grace_s > now or adapter_id in holding or adapter_id == self.adapter_id:
+                continue
+            del self._gone[adapter_id]
+            if retained:
+                log.info("clearing the status of an instance that went offline", extra={"adapter": adapter_id})
+                self.control.publish_nowait(self.status_topic(adapter_id), b"", _log_failure, retain=True)
 
     def _on_any_request(self, topic: str, payload: bytes) -> None:
         if self.on_orphan_request is not None:

@@ -190,3 +190,36 @@ async def test_a_killed_instances_chargers_get_not_connected(adapter_factory: An
     await probe.wait_for(is_status("killed", "offline", "connection lost"))
     await probe.publish("req/v1/cpX/DEFAULT/r2/ClearCache", {})
     assert (await probe.next_on("res/v1/cpX/DEFAULT/r2/ClearCache"))["status"] == "not_connected"
+
+
+async def test_a_crashed_instances_will_is_cleared_once_it_holds_no_charger(probe: MqttProbe,
+                                                                          mosquitto: Broker) -> None:
+    """Ids are new on every start, so each crash's retained Will would stay on the broker for good. It is
+    cleared after a grace period, but only once no charger's last claim names the crashed instance: until then
+    it is what says nobody holds that charger."""
+    from adapter.bus.bus import Bus, MqttMode
+    from adapter.bus.topics import Topics
+
+    def will(adapter_id: str) -> bytes:
+        return orjson.dumps({"adapter_id": adapter_id, "status": "offline", "reason": "connection lost"})
+
+    def claim(cp: str, holder: str) -> bytes:
+        return orjson.dumps({"charger_id": cp, "adapter_id": holder, "data": {"event": "connected"}})
+
+    await probe.subscribe(STATUS.format("+"))
+    await probe.client.publish("/devices/lifecycle/cpH", claim("cpH", "holding"), retain=True)
+    for adapter_id in ("holding", "empty"):
+        await probe.client.publish(STATUS.format(adapter_id), will(adapter_id), retain=True)
+    bus = Bus(parse_endpoint(mosquitto.url), mode=MqttMode.SHARED, adapter_id="survivor", topics=Topics(),
+              pool_size=1, status_grace_s=0.2)
+    await bus.start()
+    try:
+        await probe.wait_for(lambda t, b: t == STATUS.format("empty") and b == b"")
+        assert bus.holder_of("cpH") is None, "the Will of an instance still named by a claim stays in force"
+        await probe.client.publish("/devices/lifecycle/cpH", claim("cpH", "survivor"), retain=True)
+        await probe.wait_for(lambda t, b: t == STATUS.format("holding") and b == b"")
+        assert bus.holder_of("cpH") == "survivor"
+        assert [t for t, b in probe.messages if b == b""] == [STATUS.format("empty"), STATUS.format("holding")]
+    finally:
+        await bus.stop()
+        await probe.client.publish("/devices/lifecycle/cpH", b"", retain=True)
