@@ -111,10 +111,20 @@ _NUMBER = re.compile(r"^\s*-?\d+(\.\d+)?([eE][-+]?\d+)?\s*$")
 _IDENTIFIER = re.compile(r"(?i).*(id|idtag|token|serialnumber|iccid|imsi)$")
 
 
+# The largest integer no other integer rounds to as a double. A larger integral double may be a bigger integer
+# already rounded (orjson reads integers beyond 64 bits as doubles): "repaired", it would name a different
+# number, and one the event encoder cannot write.
+_SAFE_INT = 2**53 - 1
+
+
+def _exact_int(number: float) -> bool:
+    return number.is_integer() and abs(number) <= _SAFE_INT
+
+
 def _repair_type(value: Any, expected: Any) -> tuple[bool, Any]:
     types = expected if isinstance(expected, list) else [expected]
     if isinstance(value, str) and _NUMBER.match(value) and math.isfinite(number := float(value)):
-        if "integer" in types and number.is_integer():
+        if "integer" in types and _exact_int(number):
             return True, int(number)
         if "number" in types:
             return True, number
@@ -122,7 +132,7 @@ def _repair_type(value: Any, expected: Any) -> tuple[bool, Any]:
         return True, str(value)
     if "boolean" in types and isinstance(value, str) and value.lower() in ("true", "false"):
         return True, value.lower() == "true"
-    if "integer" in types and isinstance(value, float) and value.is_integer():
+    if "integer" in types and isinstance(value, float) and _exact_int(value):
         return True, int(value)
     return False, value
 

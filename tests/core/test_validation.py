@@ -2,6 +2,7 @@
 
 import pytest
 
+from adapter.ocpp.connection import IncomingCall, OcppConnection, Rejected
 from adapter.ocpp.errors import OcppError
 from adapter.ocpp.validation import validate
 from adapter.ocpp.versions import Version
@@ -97,6 +98,22 @@ def test_lenient_mode_refuses_numbers_too_large_to_repair(text: str) -> None:
     with pytest.raises(OcppError) as info:
         validate(Version.V16, "StartTransaction", payload, response=False, strict=False)
     assert info.value.kind.code(Version.V16) == "TypeConstraintViolation"
+
+
+@pytest.mark.parametrize("meter_start", ["123456789012345678901234", "1e20", "9.1e15", '"123456789012345678901234"',
+                                         '"-9007199254740993"'])
+def test_lenient_mode_refuses_integers_a_double_cannot_hold_exactly(meter_start: str) -> None:
+    """orjson reads an integer beyond 64 bits as a double, already rounded: turned back into an integer it
+    named another number (…685803008), one the event encoder then refused, and the charger got an
+    InternalError. From 2**53 on an integral double is refused, read from a number or from a string."""
+    conn = OcppConnection(Version.V16)
+    rejected = conn.receive(f'[2,"m1","StartTransaction",{{"connectorId":1,"idTag":"T","meterStart":{meter_start},'
+                            '"timestamp":"2024-05-01T10:00:00Z"}]')
+    assert isinstance(rejected, Rejected)
+    assert rejected.error.message_id == "m1" and rejected.error.kind.code(Version.V16) == "TypeConstraintViolation"
+    exact = conn.receive('[2,"m2","StartTransaction",{"connectorId":1,"idTag":"T","meterStart":9007199254740991.0,'
+                         '"timestamp":"2024-05-01T10:00:00Z"}]')
+    assert isinstance(exact, IncomingCall) and exact.payload["meterStart"] == 2**53 - 1
 
 
 @pytest.mark.parametrize("strict", [True, False])
