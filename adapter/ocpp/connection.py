@@ -85,6 +85,8 @@ class OcppConnection:
             frame = frames.parse(text, self.version)
         except frames.MalformedResponse as exc:
             return self._unusable_response(exc, result=exc.result)
+        except frames.UnrepresentableCall as exc:
+            return Rejected(exc, None if exc.unconfirmed else self.error_frame(exc))
         except OcppError as exc:
             return Rejected(exc, self.error_frame(exc))
         if isinstance(frame, Call):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,9 +55,18 @@ Frame = Call | CallResult | CallError
 class MalformedResponse(OcppError):
     """A CALLRESULT or CALLERROR of the wrong shape: never answered with a CALLERROR, which only a CALL gets."""
 
-    def __init__(self, description: str, message_id: str, *, result: bool) -> None:
-        super().__init__(ErrorKind.RPC_FRAMEWORK, description, message_id)
+    def __init__(self, description: str, message_id: str, *, result: bool,
+                 kind: ErrorKind = ErrorKind.RPC_FRAMEWORK) -> None:
+        super().__init__(kind, description, message_id)
         self.result = result
+
+
+class UnrepresentableCall(OcppError):
+    """A CALL or SEND holding a number the adapter cannot represent; a SEND is never answered."""
+
+    def __init__(self, description: str, message_id: str, *, unconfirmed: bool) -> None:
+        super().__init__(ErrorKind.PROPERTY, description, message_id)
+        self.unconfirmed = unconfirmed
 
 
 def _readable_id(frame: list[Any]) -> str:
@@ -70,7 +80,32 @@ def parse(text: str | bytes, version: Version) -> Frame:
     try:
         frame = orjson.loads(text)
     except orjson.JSONDecodeError as exc:
+        _refuse_out_of_range(text, version)
         raise OcppError(ErrorKind.FORMAT, f"message is not valid JSON: {exc}") from None
+    return _frame(frame, version)
+
+
+def _refuse_out_of_range(text: str | bytes, version: Version) -> None:
+    """Valid JSON that orjson refuses holds a number beyond a double (``1e400``) or an integer of thousands of
+    digits. Its message id is readable, so the charger can tell which message was refused: a CALL gets
+    PropertyConstraintViolation, a response ends the CALL it answers. Returns if the text is not JSON."""
+    try:
+        frame = json.loads(text, parse_constant=_not_json)
+    except ValueError:  # also JSONDecodeError and the interpreter's limit on integer digits
+        return
+    about = "a number is beyond the range the adapter can represent"
+    parsed = _frame(frame, version)
+    if isinstance(parsed, Call):
+        raise UnrepresentableCall(about, parsed.message_id, unconfirmed=parsed.unconfirmed)
+    raise MalformedResponse(about, parsed.message_id, result=isinstance(parsed, CallResult),
+                            kind=ErrorKind.PROPERTY)
+
+
+def _not_json(constant: str) -> None:
+    raise ValueError(f"{constant} is not JSON")
+
+
+def _frame(frame: Any, version: Version) -> Frame:
     if not isinstance(frame, list) or not frame:
         raise OcppError(ErrorKind.RPC_FRAMEWORK, "message is not a JSON array")
     message_id = _readable_id(frame)

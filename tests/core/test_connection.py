@@ -64,7 +64,8 @@ def test_invalid_result_in_21_gets_callresulterror_but_never_a_callerror_before(
 
 
 @pytest.mark.parametrize("version", [Version.V16, Version.V201, Version.V21])
-@pytest.mark.parametrize(("answer", "is_result"), [('{"status": "Maybe"}', True), ("", True), ("5", False)])
+@pytest.mark.parametrize(("answer", "is_result"), [('{"status": "Maybe"}', True), ("", True), ("5", False),
+                                                    ('{"status": 1e400}', True)])
 def test_an_unusable_answer_ends_the_outstanding_call_as_a_call_error(version: Version, answer: str,
                                                                        is_result: bool) -> None:
     """Its requester hears at once instead of at its deadline; only a CALL is ever answered with a CALLERROR."""
@@ -87,6 +88,8 @@ def test_an_unusable_answer_ends_the_outstanding_call_as_a_call_error(version: V
 
 def test_send_is_never_answered() -> None:
     conn = OcppConnection(Version.V21)
+    unrepresentable = conn.receive('[6, "s0", "NotifyPeriodicEventStream", {"id": 1e400}]')
+    assert isinstance(unrepresentable, Rejected) and unrepresentable.reply is None
     event = conn.receive('[6, "s1", "NotifyPeriodicEventStream", '
                          '{"id": 1, "pending": 0, "basetime": "2024-01-01T00:00:00Z", "data": [{"t": 0, "v": "1"}]}]')
     assert isinstance(event, IncomingCall) and event.unconfirmed

@@ -27,6 +27,14 @@ V16, V201, V21 = Version.V16, Version.V201, Version.V21
     ('[4, "abc", "GenericError"]', V201, "RpcFrameworkError", "abc"),
     ('[6, "abc", "NotifyPeriodicEventStream", {}]', V201, "MessageTypeNotSupported", "abc"),
     ('[5, "abc", "GenericError", "x", {}]', V201, "MessageTypeNotSupported", "abc"),
+    # Valid JSON with a number orjson cannot hold: answered with the message's own id, not -1.
+    ('[2, "abc", "Heartbeat", {"x": 1e400}]', V16, "PropertyConstraintViolation", "abc"),
+    ('[2, "abc", "Heartbeat", {"x": -1e400}]', V201, "PropertyConstraintViolation", "abc"),
+    ('[6, "abc", "NotifyPeriodicEventStream", {"x": 1e400}]', V21, "PropertyConstraintViolation", "abc"),
+    ('[3, "abc", {"x": 1e400}]', V201, "PropertyConstraintViolation", "abc"),
+    ('[2, "abc", "Heartbeat", [1e400]]', V201, "RpcFrameworkError", "abc"),
+    ('[2, "abc", "Heartbeat", {"x": NaN}]', V201, "FormatViolation", "-1"),  # not JSON at all
+    ('[2, "abc", "Heartbeat", {"x": 1' + "0" * 5000 + '}]', V201, "FormatViolation", "-1"),
 ])
 def test_malformed_frames_get_the_versions_error(text: str, version: Version, code: str, message_id: str) -> None:
     with pytest.raises(OcppError) as info:
