@@ -119,6 +119,7 @@ class Settings:
     tls_key: str | None
     tls_ca: str | None
     front_tls_profile: int | None
+    proxy_protocol: bool
     emf_metrics: bool
     iot_provisioning: bool
     aws_region: str | None
@@ -193,6 +194,10 @@ _OPTIONS: dict[str, dict[str, Any]] = {
     "front_tls_profile": _meta(None, "2 when a TLS-terminating front (NLB) enforces TLS; profile 3 chargers "
                                "need TLS in the adapter",
                                _front_tls_profile),
+    "proxy_protocol": _meta(False, "expect a PROXY protocol header (v2 as an AWS NLB sends it, or v1) first on "
+                            "every connection and take the client's address from it; a connection without one is "
+                            "closed unanswered. Only behind a front that always sends it (the header is trusted); "
+                            "not with --tls-cert", _bool),
     "emf_metrics": _meta(False, "write CloudWatch Embedded Metric Format lines to stdout", _bool),
     "iot_provisioning": _meta(False, "create an IoT Core thing for each charger on its first successful "
                               "connection; its type and group from the vendor/model its boot reports", _bool),
@@ -250,11 +255,16 @@ def add_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, str],
 
 
 def _check_together(settings: Settings) -> None:
-    """TLS settings only work together: one alone would be ignored and the adapter serve plain ws://."""
+    """TLS settings only work together: one alone would be ignored and the adapter serve plain ws://. A PROXY
+    header arrives before the TLS ClientHello, which asyncio's TLS layer would read first and fail on."""
     if (settings.tls_cert is None) != (settings.tls_key is None):
         raise ValueError("--tls-cert and --tls-key (TLS_CERT, TLS_KEY) are needed together to serve wss://")
     if settings.tls_ca and not settings.tls_cert:
         raise ValueError("--tls-ca (TLS_CA) needs --tls-cert and --tls-key: client certificates need wss://")
+    if settings.proxy_protocol and settings.tls_cert:
+        raise ValueError("--proxy-protocol (PROXY_PROTOCOL) cannot be combined with --tls-cert (TLS_CERT): the "
+                         "PROXY header comes before the TLS handshake, which the adapter's own TLS cannot read "
+                         "past; terminate TLS at the front (an NLB TLS listener) instead")
 
 
 def from_namespace(ns: argparse.Namespace) -> Settings:

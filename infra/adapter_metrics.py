@@ -37,9 +37,10 @@ def per_dimension(config: DeployConfig, name: str, dimension: str, per_second: b
                              using_metrics={})
 
 
-def connections_per_task(config: DeployConfig) -> cw.Metric:
-    # Each task reports its gauge once per flush; the average over all datapoints is the per-task load.
-    return adapter_metric(config, names.ACTIVE_CONNECTIONS, "Average", "connections per task")
+def connections_per_process(config: DeployConfig) -> cw.Metric:
+    # Each worker process reports its gauge once per flush; the average over all datapoints is one process's
+    # load (a task runs ``config.workers`` of them).
+    return adapter_metric(config, names.ACTIVE_CONNECTIONS, "Average", "connections per worker process")
 
 
 def message_latency_p99(config: DeployConfig) -> cw.Metric:

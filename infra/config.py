@@ -48,7 +48,7 @@ class DeployConfig:
     task_cpu: int = 1024
     task_memory_mib: int = 2048
     instance_type: str = "c6i.large"
-    # Target for the ActiveConnections-per-task tracking policy.
+    # Target for the ActiveConnections tracking policy, per task (each worker process tracks its share).
     connections_per_task: int = 4000
     cpu_target_percent: int = 60
     # MessageLatencyMs p99 above which the step policy adds tasks (doubles the step at 4x).
@@ -65,6 +65,11 @@ class DeployConfig:
     @property
     def tls(self) -> bool:
         return bool(self.certificate_arn)
+
+    @property
+    def workers(self) -> int:
+        """Adapter processes per task, one per vCPU; each reports its own ActiveConnections gauge."""
+        return max(1, self.task_cpu // 1024)
 
     @property
     def public_port(self) -> int:

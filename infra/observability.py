@@ -14,7 +14,7 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
 from adapter.observability import names
-from infra.adapter_metrics import adapter_metric, connections_per_task, message_latency_p99, per_dimension
+from infra.adapter_metrics import adapter_metric, connections_per_process, message_latency_p99, per_dimension
 from infra.config import DeployConfig
 from infra.service import ServiceStack
 
@@ -67,7 +67,7 @@ class ObservabilityStack(Stack):
         dashboard.add_widgets(
             _graph("Connected chargers",
                    [adapter_metric(config, names.ACTIVE_CONNECTIONS, "Sum", "all tasks")],
-                   right=[connections_per_task(config)]),
+                   right=[connections_per_process(config)]),
             _graph("Messages/s in by action",
                    [per_dimension(config, names.MESSAGES_IN, names.ACTION_DIMENSION, per_second=True)]),
         )

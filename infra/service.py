@@ -24,7 +24,7 @@ from constructs import Construct
 
 from adapter.config import env_name
 from adapter.observability import names
-from infra.adapter_metrics import connections_per_task, message_latency_p99
+from infra.adapter_metrics import connections_per_process, message_latency_p99
 from infra.common import LOG_RETENTION, REPO_ROOT, acknowledge, private_bucket
 from infra.config import DeployConfig
 from infra.data import MongoAccess, external_mongo
@@ -120,12 +120,14 @@ class ServiceStack(Stack):
             environment={
                 "AWS_REGION": self.region,
                 "PORT": str(config.adapter_port),
-                "WORKERS": str(max(1, config.task_cpu // 1024)),  # one worker process per vCPU
+                "WORKERS": str(config.workers),
                 "MQTT_URL": f"wss-sigv4://{endpoint.value_as_string}?region={self.region}",
                 "MQTT_MODE": config.mqtt_mode,
                 env_name("registration"): config.registration,
                 "EMF_METRICS": "true",
                 **({"FRONT_TLS_PROFILE": "2"} if config.tls else {}),  # the NLB terminates TLS
+                # The target group's PROXY protocol v2 header (see _load_balancer) names each charger's address.
+                env_name("proxy_protocol"): "true",
                 names.DIMENSIONS_ENV: f"{names.SERVICE_DIMENSION}={config.service_name}",
                 **mongo.environment,
             },
@@ -232,6 +234,10 @@ class ServiceStack(Stack):
                 healthy_threshold_count=2, unhealthy_threshold_count=2),
             # Short: the adapter itself drains sessions after SIGTERM, within the stop timeout.
             deregistration_delay=Duration.seconds(config.deregistration_delay_s),
+            # IP targets see an NLB node as every charger's source (throttling, logs, lifecycle events would
+            # lose the charger's address): the NLB says who connected in a PROXY v2 header, health checks
+            # included (a LOCAL one), and the container's PROXY_PROTOCOL makes the adapter read it.
+            proxy_protocol_v2=True,
         )
 
     def _access_logs(self, bucket: s3.Bucket) -> None:
@@ -264,8 +270,9 @@ class ServiceStack(Stack):
         scaling.scale_on_cpu_utilization("Cpu", target_utilization_percent=config.cpu_target_percent,
                                          scale_in_cooldown=Duration.minutes(10),
                                          scale_out_cooldown=Duration.minutes(2))
-        scaling.scale_to_track_custom_metric("Connections", metric=connections_per_task(config),
-                                             target_value=config.connections_per_task,
+        # The gauges are per worker process, so their average is too: a task of N workers holds N times it.
+        scaling.scale_to_track_custom_metric("Connections", metric=connections_per_process(config),
+                                             target_value=config.connections_per_task / config.workers,
                                              scale_in_cooldown=Duration.minutes(10),
                                              scale_out_cooldown=Duration.minutes(2))
         threshold = config.latency_p99_scale_out_ms

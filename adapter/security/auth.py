@@ -58,7 +58,7 @@ class HandshakeContext:
     authorization: str | None = None  # the Authorization header
     tls: bool = False  # TLS terminated by the adapter itself
     peer_cert: dict[str, Any] | None = None  # ssl getpeercert() of a verified client certificate
-    source: str | None = None  # the peer's address (behind a load balancer: the balancer's, unless preserved)
+    source: str | None = None  # the peer's address (behind a load balancer: the client's with --proxy-protocol)
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,8 @@ from adapter.security.tls import server_ssl_context
 from adapter.server import heap, requests
 from adapter.server.capacity import charger_capacity, raise_open_file_limit
 from adapter.server.context import AdapterContext
-from adapter.server.handshake import Handshake
+from adapter.server.handshake import Handshake, remote_text
+from adapter.server.proxied import ProxiedConnection
 from adapter.server.session import CLOSE_GOING_AWAY, CLOSE_NORMAL, ChargerSession
 from adapter.store.async_store import AsyncStore
 from adapter.store.credentials import SecretUrl, with_credentials
@@ -104,6 +105,7 @@ class Adapter:
             ping_interval=s.ping_interval or None, ping_timeout=s.ping_timeout or None,
             open_timeout=s.handshake_timeout, close_timeout=5, reuse_port=self.reuse_port,
             backlog=s.listen_backlog, server_header="ocpp-gateway",
+            create_connection=ProxiedConnection if s.proxy_protocol else None,
         )
         self._loops.append(asyncio.create_task(self._idle_sweeper()))
         if s.emf_metrics:
@@ -173,8 +175,8 @@ class Adapter:
     async def _serve(self, ws: ServerConnection, state: SessionState) -> None:
         ctx = self.ctx
         assert ctx is not None
-        cp, remote = state.charger_id, ws.remote_address
-        session = ChargerSession(ws, state, ctx, ctx.bus.link(cp), f"{remote[0]}:{remote[1]}" if remote else None)
+        cp = state.charger_id
+        session = ChargerSession(ws, state, ctx, ctx.bus.link(cp), remote_text(ws))
         ctx.sessions[cp] = session
         METRICS.set_gauge(names.ACTIVE_CONNECTIONS, len(ctx.sessions))
         try:

@@ -109,7 +109,7 @@ class Handshake:
         """The reason never carries a secret: it is logged once and sent as the body."""
         METRICS.inc(names.ERRORS, Kind=f"handshake_{status.value}")
         log.warning("handshake refused", extra={"status": status.value, "reason": reason, "charger_id": charger_id,
-                                                "remote": _remote(connection)})
+                                                "remote": remote_text(connection)})
         response = connection.respond(status, f"{reason}\n")
         for name, value in headers:
             response.headers[name] = value
@@ -120,7 +120,7 @@ class Handshake:
         """websockets drops a connection whose open timeout fires without a word; this is the word."""
         METRICS.inc(names.ERRORS, Kind="handshake_timeout")
         log.warning("handshake timed out while authenticating (adapter overloaded?)",
-                    extra={"charger_id": raw_id[:64], "remote": _remote(connection)})
+                    extra={"charger_id": raw_id[:64], "remote": remote_text(connection)})
 
     def _http(self, connection: ServerConnection, path: str) -> Response:
         if path == "/healthz":
@@ -138,7 +138,8 @@ class Handshake:
         return connection.respond(HTTPStatus.UPGRADE_REQUIRED, "this endpoint speaks OCPP over WebSocket\n")
 
 
-def _remote(connection: ServerConnection) -> str | None:
+def remote_text(connection: ServerConnection) -> str | None:
+    """The peer as "host:port": with --proxy-protocol, the client its front named, not the front."""
     address = connection.remote_address
     return f"{address[0]}:{address[1]}" if address else None
 

@@ -138,6 +138,17 @@ def test_tls_settings_without_their_partner_are_refused(
     assert cli.main(["serve", "--tls-cert", "server.pem", "--tls-key", "server.key", "--tls-ca", "ca.pem"]) == 0
 
 
+def test_proxy_protocol_with_the_adapters_own_tls_is_refused(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """The PROXY header comes before the TLS handshake: the adapter's TLS would fail every connection."""
+    monkeypatch.setattr("adapter.server.workers.serve", lambda settings: 0)
+    with pytest.raises(SystemExit) as refused:
+        cli.main(["serve", "--proxy-protocol", "--tls-cert", "server.pem", "--tls-key", "server.key"])
+    assert refused.value.code == 2 and "--proxy-protocol (PROXY_PROTOCOL) cannot" in capsys.readouterr().err
+    assert cli.main(["serve", "--proxy-protocol"]) == 0
+    assert (parse([], {}).proxy_protocol, parse([], {"PROXY_PROTOCOL": "true"}).proxy_protocol) == (False, True)
+
+
 # -- documentation --------------------------------------------------------------------------------------
 def test_the_adapter_id_default_is_described_not_this_machines() -> None:
     assert config.defaults().adapter_id == f"{socket.gethostname()}-{os.getpid()}"

@@ -28,7 +28,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
                     "ocpp:chargerIdPrefix": "CP-", "ocpp:iotEndpoint": IOT_ENDPOINT},
     "ec2-plain": {"ocpp:compute": "ec2", "ocpp:certificateArn": "", "ocpp:database": "external",
                   "ocpp:mongoUriSecretName": "ocpp/mongodb-uri", "ocpp:mqttMode": "shared",
-                  "ocpp:chargerIdPrefix": "", "ocpp:iotEndpoint": "", "ocpp:registration": "open"},
+                  "ocpp:chargerIdPrefix": "", "ocpp:iotEndpoint": "", "ocpp:registration": "open",
+                  "ocpp:taskCpu": 2048},
 }
 
 

@@ -61,6 +61,17 @@ def test_target_group_health_check_and_deregistration_delay(variant: str) -> Non
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
+def test_the_nlb_names_each_charger_in_a_proxy_header_the_adapter_reads(variant: str) -> None:
+    """IP targets see an NLB node as every charger's address: throttling per address and lifecycle events
+    need the charger's own, and the NLB and the adapter must agree on the header or every connection fails."""
+    s = synth(variant)
+    (group,) = s.resources(s.deployment.service, "AWS::ElasticLoadBalancingV2::TargetGroup").values()
+    attributes = {a["Key"]: a["Value"] for a in group["Properties"]["TargetGroupAttributes"]}
+    assert attributes["proxy_protocol_v2.enabled"] == "true"
+    assert environment(s)[env_name("proxy_protocol")] == "true"
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
 def test_container_limits_for_many_sockets_and_a_graceful_drain(variant: str) -> None:
     s = synth(variant)
     definition = container(s)
@@ -135,7 +146,9 @@ def test_scaling_on_cpu_connections_and_latency(variant: str) -> None:
             "TargetValue": s.config.cpu_target_percent} in [
         {k: v for k, v in t.items() if k in ("PredefinedMetricSpecification", "TargetValue")} for t in tracking]
     (connections,) = [t for t in tracking if "CustomizedMetricSpecification" in t]
-    assert connections["TargetValue"] == s.config.connections_per_task
+    # Per worker process: the ec2 variant's tasks run two, whose gauges average to half a task's load.
+    assert connections["TargetValue"] == s.config.connections_per_task / s.config.workers
+    assert s.config.workers == {"fargate-tls": 1, "ec2-plain": 2}[variant]
     assert connections["CustomizedMetricSpecification"] == {
         "Namespace": names.NAMESPACE, "MetricName": names.ACTIVE_CONNECTIONS, "Statistic": "Average",
         "Dimensions": [{"Name": names.SERVICE_DIMENSION, "Value": s.config.service_name}]}
