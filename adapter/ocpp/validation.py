@@ -19,6 +19,7 @@ import math
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
+from decimal import Decimal
 from functools import cache
 from typing import Any
 
@@ -137,6 +138,16 @@ def _repair_type(value: Any, expected: Any) -> tuple[bool, Any]:
     return False, value
 
 
+def _repair_multiple(value: Any, step: Any) -> tuple[bool, Any]:
+    """Binary floating point misses a decimal step: a charger that computes 68 * 0.1 sends 6.800000000000001,
+    which is no multiple of 0.1 (1.6 schedule limits). Within a billionth, the nearest multiple is meant."""
+    numbers = all(isinstance(n, int | float) and not isinstance(n, bool) for n in (value, step))
+    if not numbers or step <= 0 or not math.isfinite(quotient := value / step):
+        return False, value
+    nearest = float(Decimal(repr(step)) * round(quotient))
+    return math.isclose(nearest, value, rel_tol=1e-9), nearest
+
+
 def _repair_datetime(value: Any) -> tuple[bool, Any]:
     if not isinstance(value, str):
         return False, value
@@ -172,6 +183,8 @@ def _repair(exc: fastjsonschema.JsonSchemaValueException, payload: Any) -> str |
     fixed = False
     if rule == "type":
         fixed, value = _repair_type(value, definition)
+    elif rule == "multipleOf":
+        fixed, value = _repair_multiple(value, definition)
     elif rule == "enum" and isinstance(value, str):
         match = [e for e in definition if isinstance(e, str) and e.lower() == value.strip().lower()]
         fixed, value = (True, match[0]) if match else (False, value)

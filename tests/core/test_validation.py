@@ -2,7 +2,7 @@
 
 import pytest
 
-from adapter.ocpp.connection import IncomingCall, OcppConnection, Rejected
+from adapter.ocpp.connection import IncomingCall, IncomingResult, OcppConnection, Rejected
 from adapter.ocpp.errors import OcppError
 from adapter.ocpp.validation import validate
 from adapter.ocpp.versions import Version
@@ -114,6 +114,27 @@ def test_lenient_mode_refuses_integers_a_double_cannot_hold_exactly(meter_start:
     exact = conn.receive('[2,"m2","StartTransaction",{"connectorId":1,"idTag":"T","meterStart":9007199254740991.0,'
                          '"timestamp":"2024-05-01T10:00:00Z"}]')
     assert isinstance(exact, IncomingCall) and exact.payload["meterStart"] == 2**53 - 1
+
+
+@pytest.mark.parametrize(("sent", "read"), [("6.800000000000001", 6.8), ("0.30000000000000004", 0.3),
+                                            ("130849580.80000001", 130849580.8), ("6.85", None), ("6.81", None)])
+@pytest.mark.parametrize("strict", [False, True])
+def test_lenient_mode_reads_a_decimal_step_missed_by_float_noise(sent: str, read: float | None, strict: bool) -> None:
+    """A 1.6 charger that computes its composite schedule's limits (68 * 0.1) reports 6.800000000000001, no
+    multiple of 0.1: its answer was unusable and the back end got a call_error. A value truly between steps
+    (6.85) is still refused, and strict mode refuses both."""
+    conn = OcppConnection(Version.V16, strict=strict)
+    message_id, _ = conn.start_call("GetCompositeSchedule", {"connectorId": 1, "duration": 60})
+    answer = conn.receive(f'[3,"{message_id}",{{"status":"Accepted","chargingSchedule":{{"chargingRateUnit":"A",'
+                          f'"chargingSchedulePeriod":[{{"startPeriod":0,"limit":{sent}}}]}}}}]')
+    if read is None or strict:
+        assert isinstance(answer, Rejected) and answer.failed is not None
+        assert answer.failed.code == "PropertyConstraintViolation"
+        return
+    assert isinstance(answer, IncomingResult)
+    assert answer.payload["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"] == read
+    assert answer.warnings == [f"data.chargingSchedule.chargingSchedulePeriod[0].limit: {sent} normalized to "
+                               f"{read} (multipleOf)"]
 
 
 @pytest.mark.parametrize("strict", [True, False])
