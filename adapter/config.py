@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import socket
 from collections.abc import Callable, Iterable, Mapping
@@ -47,15 +48,16 @@ def _ocpp_version(text: str) -> str | None:
 
 
 def _positive(number: type[int] | type[float], *, zero: bool = False) -> Callable[[str], Any]:
-    """For a setting whose 0 would not mean "off" but break every session (the rate limiter refuses it);
-    ``zero``: 0 is allowed and means "derive it"."""
+    """For a setting whose 0, negative or non-finite value would not mean "off" but break every session (the
+    rate limiter refuses it, a NaN deadline never passes); ``zero``: 0 is allowed and means what its help says
+    ("off", "derive it")."""
 
     def positive(text: str) -> Any:
         try:
             value = number(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"invalid {number.__name__} value: {text!r}") from None
-        if value < 0 or (value == 0 and not zero):
+        if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
             raise argparse.ArgumentTypeError(f"must be {'0 or more' if zero else 'more than 0'}, got {text!r}")
         return value
 
@@ -161,19 +163,20 @@ _OPTIONS: dict[str, dict[str, Any]] = {
                          "end over MQTT (local list as fallback)", choices=("accept-all", "local", "delegate")),
     "delegate_data_transfer": _meta(False, "ask the back end to answer DataTransfer (else UnknownVendorId)",
                                     _bool),
-    "delegate_timeout": _meta(2.0, "deadline (s) for back-end answers to delegated requests", float),
+    "delegate_timeout": _meta(2.0, "deadline (s) for back-end answers to delegated requests", _positive(float)),
     "v16_preboot": _meta("tolerate", "OCPP 1.6 messages before an accepted boot: tolerate or reject",
                          choices=("tolerate", "reject")),
     "fallback_version": _meta(None, "OCPP version for chargers that offer no subprotocol: 1.6, 2.0, 2.0.1 or 2.1 "
                               "(ocpp1.6 etc. as well)", _ocpp_version, choices=OCPP_VERSIONS),
-    "request_timeout": _meta(30.0, "deadline (s) for a back-end request, queueing included", float),
-    "request_queue_limit": _meta(32, "back-end requests queued per charger before refusing", int),
-    "puback_timeout": _meta(5.0, "wait (s) for the broker's PUBACK of billing events before the outbox", float),
+    "request_timeout": _meta(30.0, "deadline (s) for a back-end request, queueing included", _positive(float)),
+    "request_queue_limit": _meta(32, "back-end requests queued per charger before refusing", _positive(int)),
+    "puback_timeout": _meta(5.0, "wait (s) for the broker's PUBACK of billing events before the outbox",
+                            _positive(float)),
     "billing_outbox": _meta(True, "write billing events the broker did not PUBACK in time to the durable outbox "
                             "and acknowledge them (off: leave them unanswered so the charger retries)", _bool),
-    "ping_interval": _meta(30.0, "WebSocket ping interval (s); 0 disables", float),
-    "ping_timeout": _meta(30.0, "close when a pong is this late (s)", float),
-    "handshake_timeout": _meta(10.0, "WebSocket opening handshake timeout (s)", float),
+    "ping_interval": _meta(30.0, "WebSocket ping interval (s); 0 disables", _positive(float, zero=True)),
+    "ping_timeout": _meta(30.0, "close when a pong is this late (s); 0: never", _positive(float, zero=True)),
+    "handshake_timeout": _meta(10.0, "WebSocket opening handshake timeout (s)", _positive(float)),
     "idle_timeout": _meta(900.0, "close a session with no message from the charger for this long (s); 0 off",
                           float),
     "max_message_size": _meta(65536, "largest accepted WebSocket message (bytes)", int),

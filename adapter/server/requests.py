@@ -16,6 +16,9 @@ from adapter.ocpp.versions import Version, backend_actions
 from adapter.security import password_change
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+# A request holds its charger's request queue until answered or timed out: a mistyped deadline (ms for s)
+# would hold it for days behind a charger that never answers.
+MAX_TIMEOUT_S = 300.0
 
 
 class RequestStatus:
@@ -52,8 +55,9 @@ def parse_body(body: bytes) -> tuple[dict[str, Any], float | None]:
         raise InvalidRequest("body must be a JSON object")
     if isinstance(data.get("payload"), dict) and set(data) <= {"payload", "timeout_s"}:
         timeout = data.get("timeout_s")
-        if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
-            raise InvalidRequest("timeout_s must be a positive number")
+        number = isinstance(timeout, int | float) and not isinstance(timeout, bool)
+        if timeout is not None and not (number and 0 < timeout <= MAX_TIMEOUT_S):
+            raise InvalidRequest(f"timeout_s must be a number of seconds, more than 0 and at most {MAX_TIMEOUT_S:g}")
         return data["payload"], timeout
     return data, None
 

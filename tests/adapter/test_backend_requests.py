@@ -121,6 +121,9 @@ async def test_not_connected(adapter: Any, probe: MqttProbe) -> None:
 @pytest.mark.parametrize(("operation", "body", "fragment"), [
     ("Reset", {"type": "Sideways"}, "payload invalid for Reset"),
     ("Reset", b"{not json", "not JSON"),
+    ("Reset", {"payload": {"type": "Soft"}, "timeout_s": 301}, "timeout_s must be a number of seconds"),
+    ("Reset", {"payload": {"type": "Soft"}, "timeout_s": True}, "timeout_s must be a number of seconds"),
+    ("Reset", {"payload": {"type": "Soft"}, "timeout_s": 0}, "at most 300"),
     ("BootNotification", {}, "not an OCPP 1.6 action a back end can send"),
     ("RequestStartTransaction", {"idToken": {"idToken": "x", "type": "Central"}, "remoteStartId": 1},
      "not an OCPP 1.6 action"),

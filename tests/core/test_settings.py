@@ -120,11 +120,15 @@ def test_other_fallback_versions_are_refused(capsys: pytest.CaptureFixture[str],
     assert "choose from 1.6, 2.0, 2.0.1, 2.1" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv", [["--rate-limit", "0"], ["--rate-limit", "-1"], ["--rate-burst", "0"]])
+@pytest.mark.parametrize("argv", [["--rate-limit", "0"], ["--rate-limit", "-1"], ["--rate-burst", "0"],
+                                  ["--rate-limit", "nan"], ["--request-timeout", "0"], ["--request-timeout", "nan"],
+                                  ["--puback-timeout", "-5"], ["--handshake-timeout", "inf"],
+                                  ["--delegate-timeout", "0"], ["--ping-interval", "-1"]])
 def test_a_rate_limit_that_would_fail_every_session_is_refused(argv: list[str]) -> None:
     with pytest.raises(SystemExit):
         parse(argv, {})
     assert parse(["--rate-limit", "0.5", "--rate-burst", "1"], {}).rate_limit == 0.5
+    assert parse(["--ping-interval", "0", "--ping-timeout", "0"], {}).ping_interval == 0  # 0: off
 
 
 @pytest.mark.parametrize("argv", [["--tls-cert", "server.pem"], ["--tls-key", "server.key"],
