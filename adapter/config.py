@@ -136,7 +136,7 @@ _OPTIONS: dict[str, dict[str, Any]] = {
                       "cert/key files) or wss-sigv4://<iot-endpoint>?region=R (AWS IoT Core, SigV4)"),
     "mqtt_mode": _meta("per-charger", "per-charger: one MQTT connection per charger (client id = charger id); "
                        "shared: a small pool for all chargers", choices=("per-charger", "shared")),
-    "mqtt_pool_size": _meta(4, "MQTT connections in shared mode", int),
+    "mqtt_pool_size": _meta(4, "MQTT connections in shared mode", _positive(int)),
     "mqtt_ca_file": _meta(None, "CA bundle to verify the broker (mqtts)", _optional_str),
     "mqtt_cert_file": _meta(None, "client certificate for mutual TLS to the broker", _optional_str),
     "mqtt_key_file": _meta(None, "client private key for mutual TLS to the broker", _optional_str),
@@ -150,14 +150,14 @@ _OPTIONS: dict[str, dict[str, Any]] = {
                              "when the server refuses them, as after a rotation: DocumentDB's JSON "
                              "(username, password) or a whole mongodb:// URI", _optional_str),
     "audit_log": _meta(True, "keep an audit log of every frame in the store", _bool),
-    "audit_ttl": _meta(7 * 86400, "seconds the audit log keeps a frame", int),
+    "audit_ttl": _meta(7 * 86400, "seconds the audit log keeps a frame", _positive(int)),
     "log_level": _meta("info", "log level", choices=("debug", "info", "warning", "error")),
     "strict": _meta(False, "reject every schema violation (certification) instead of normalizing", _bool),
     "adapter_id": _meta(f"{socket.gethostname()}-{os.getpid()}", "this instance's id in events and sessions",
                         shown="<hostname>-<pid>"),
     "registration": _meta("open", "open: register unknown chargers; known: refuse them with HTTP 404",
                           choices=("open", "known")),
-    "heartbeat_interval": _meta(300, "heartbeat interval (s) given to chargers in BootNotification", int),
+    "heartbeat_interval": _meta(300, "heartbeat interval (s) given to chargers in BootNotification", _positive(int)),
     "boot_policy": _meta("accept", "answer to BootNotification", choices=("accept", "pending", "reject")),
     "auth_policy": _meta("accept-all", "token decisions: accept-all, the local list, or delegate to the back "
                          "end over MQTT (local list as fallback)", choices=("accept-all", "local", "delegate")),
@@ -179,10 +179,10 @@ _OPTIONS: dict[str, dict[str, Any]] = {
     "handshake_timeout": _meta(10.0, "WebSocket opening handshake timeout (s)", _positive(float)),
     "idle_timeout": _meta(900.0, "close a session with no message from the charger for this long (s); 0 off",
                           float),
-    "max_message_size": _meta(65536, "largest accepted WebSocket message (bytes)", int),
+    "max_message_size": _meta(65536, "largest accepted WebSocket message (bytes)", _positive(int)),
     "rate_limit": _meta(50.0, "messages per second a charger may send (sustained); more than 0", _positive(float)),
     "rate_burst": _meta(200, "messages a charger may send in a burst; at least 1", _positive(int)),
-    "max_pending_handshakes": _meta(256, "concurrent unauthenticated handshakes", int),
+    "max_pending_handshakes": _meta(256, "concurrent unauthenticated handshakes", _positive(int)),
     "max_chargers": _meta(0, "chargers one process holds; more are refused with 503 and Retry-After (0: as many as "
                           "its open-file limit allows, 2 files each in per-charger mode)", _positive(int, zero=True),
                           shown="0 (from the open-file limit)"),

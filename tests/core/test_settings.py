@@ -123,7 +123,8 @@ def test_other_fallback_versions_are_refused(capsys: pytest.CaptureFixture[str],
 @pytest.mark.parametrize("argv", [["--rate-limit", "0"], ["--rate-limit", "-1"], ["--rate-burst", "0"],
                                   ["--rate-limit", "nan"], ["--request-timeout", "0"], ["--request-timeout", "nan"],
                                   ["--puback-timeout", "-5"], ["--handshake-timeout", "inf"],
-                                  ["--delegate-timeout", "0"], ["--ping-interval", "-1"]])
+                                  ["--delegate-timeout", "0"], ["--ping-interval", "-1"], ["--mqtt-pool-size", "0"],
+                                  ["--heartbeat-interval", "0"], ["--max-message-size", "-1"]])
 def test_a_rate_limit_that_would_fail_every_session_is_refused(argv: list[str]) -> None:
     with pytest.raises(SystemExit):
         parse(argv, {})
