@@ -86,14 +86,15 @@ def parse(text: str | bytes, version: Version) -> Frame:
 
 
 def _refuse_out_of_range(text: str | bytes, version: Version) -> None:
-    """Valid JSON that orjson refuses holds a number beyond a double (``1e400``) or an integer of thousands of
-    digits. Its message id is readable, so the charger can tell which message was refused: a CALL gets
-    PropertyConstraintViolation, a response ends the CALL it answers. Returns if the text is not JSON."""
+    """Valid JSON that orjson refuses holds a number beyond a double (``1e400``) or an unpaired UTF-16 surrogate
+    escape (``"\\ud800"``). Its message id is readable, so the charger can tell which message was refused: a
+    CALL gets PropertyConstraintViolation, a response ends the CALL it answers. Returns if the text is not JSON
+    (or holds an integer of thousands of digits, which Python's own parser refuses too)."""
     try:
         frame = json.loads(text, parse_constant=_not_json)
     except ValueError:  # also JSONDecodeError and the interpreter's limit on integer digits
         return
-    about = "a number is beyond the range the adapter can represent"
+    about = "a value the adapter cannot represent: a number beyond a double's range or an unpaired surrogate"
     parsed = _frame(frame, version)
     if isinstance(parsed, Call):
         raise UnrepresentableCall(about, parsed.message_id, unconfirmed=parsed.unconfirmed)

@@ -32,6 +32,7 @@ V16, V201, V21 = Version.V16, Version.V201, Version.V21
     ('[2, "abc", "Heartbeat", {"x": -1e400}]', V201, "PropertyConstraintViolation", "abc"),
     ('[6, "abc", "NotifyPeriodicEventStream", {"x": 1e400}]', V21, "PropertyConstraintViolation", "abc"),
     ('[3, "abc", {"x": 1e400}]', V201, "PropertyConstraintViolation", "abc"),
+    ('[2, "abc", "Heartbeat", {"x": "\\ud800"}]', V16, "PropertyConstraintViolation", "abc"),
     ('[2, "abc", "Heartbeat", [1e400]]', V201, "RpcFrameworkError", "abc"),
     ('[2, "abc", "Heartbeat", {"x": NaN}]', V201, "FormatViolation", "-1"),  # not JSON at all
     ('[2, "abc", "Heartbeat", {"x": 1' + "0" * 5000 + '}]', V201, "FormatViolation", "-1"),
