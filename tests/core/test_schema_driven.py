@@ -1,5 +1,6 @@
 """Every charger message of every version, built from its official schema and then mutated at random (seeded),
-through the sans-I/O path a session takes: parse and validate, the built-in answer, normalization, the envelope.
+through the sans-I/O path a session takes: parse and validate, the built-in answer, normalization, the envelope;
+and every answer a charger gives a back-end request, through to the response body.
 
 A schema-valid message must come out as events that validate against their published schemas; a mutated one
 must be answered or refused with a protocol error, never raise. Hypothesis-driven runs of the same idea found
@@ -25,8 +26,9 @@ from adapter.csms.policy import CsmsPolicy
 from adapter.normalize.canonical import normalize
 from adapter.normalize.event_schemas import event_schema
 from adapter.normalize.transactions import TransactionBook
-from adapter.ocpp.connection import IncomingCall, OcppConnection, Rejected
-from adapter.ocpp.versions import Version, charger_actions, send_only_actions
+from adapter.ocpp.connection import IncomingCall, IncomingResult, OcppConnection, Rejected
+from adapter.ocpp.versions import Version, backend_actions, charger_actions, send_only_actions
+from adapter.server.requests import RequestStatus, response_body
 from tests.core.test_central_system import Counter, Tokens
 
 VERSIONS = [Version.V16, Version.V201, Version.V21]
@@ -38,8 +40,11 @@ ODD_VALUES: list[Any] = [
 ]
 
 
-def request_schema(version: Version, action: str) -> dict[str, Any]:
-    names = [f"{action}.json"] if version is Version.V16 else [f"{action}Request.json", f"{action}.json"]
+def request_schema(version: Version, action: str, *, response: bool = False) -> dict[str, Any]:
+    if response:
+        names = [f"{action}Response.json"]
+    else:
+        names = [f"{action}.json"] if version is Version.V16 else [f"{action}Request.json", f"{action}.json"]
     path = next(p for p in (version.schema_dir / n for n in names) if p.exists())
     schema: dict[str, Any] = orjson.loads(path.read_bytes())
     return schema
@@ -152,3 +157,31 @@ def test_mutated_messages_are_refused_or_normalized_never_crash(version: Version
                 outcomes["accepted"] += 1
                 assert_valid_events(result)
     assert outcomes["refused"] and outcomes["accepted"], outcomes  # the mutations reach both paths
+
+
+def answer_flow(version: Version, action: str, payload: dict[str, Any], *, strict: bool) -> Rejected | bytes:
+    """A charger's answer to a back-end request: the refusal (which ends the request), or the response body."""
+    conn = OcppConnection(version, strict=strict)
+    message_id, _ = conn.start_call(action, {}, validated=True)
+    answer = conn.receive(orjson.dumps([3, message_id, payload]))
+    if isinstance(answer, Rejected):
+        assert answer.failed is not None and answer.failed.message_id == message_id, "the request ends now"
+        return answer
+    assert isinstance(answer, IncomingResult) and conn.pending is None
+    return response_body("cp1", "DEFAULT", "r1", action, RequestStatus.OK, payload=answer.payload)
+
+
+@pytest.mark.parametrize("strict", [False, True])
+@pytest.mark.parametrize("version", VERSIONS)
+def test_charger_answers_to_every_back_end_action_are_passed_on_or_end_the_request(version: Version,
+                                                                                   strict: bool) -> None:
+    rng = random.Random(f"answers-{version.value}-{strict}")
+    refused = 0
+    for action in sorted(backend_actions(version) - send_only_actions(version)):
+        schema = request_schema(version, action, response=True)
+        valid = instance(schema, schema)
+        body = answer_flow(version, action, valid, strict=True)
+        assert isinstance(body, bytes) and orjson.loads(body)["payload"] == valid, action
+        for _ in range(MUTATIONS_PER_ACTION):
+            refused += isinstance(answer_flow(version, action, mutate(valid, rng), strict=strict), Rejected)
+    assert refused, "the mutations reach the refusal path"
