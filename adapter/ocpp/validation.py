@@ -89,7 +89,22 @@ def compiled(version: Version, action: str, response: bool) -> CompiledSchema | 
         return None
     schema = orjson.loads(path.read_bytes())
     schema.pop("$id", None)
+    _bound_integers(schema)
     return CompiledSchema(schema)
+
+
+def _bound_integers(node: Any) -> None:
+    """Integers within 64 bits signed, the most MongoDB and SQLite hold: orjson reads up to 2**64 - 1 exactly,
+    so an id past 2**63 passed the schema, its events went out, and its transaction failed to store."""
+    if isinstance(node, dict):
+        if node.get("type") == "integer":
+            node.setdefault("minimum", -(2**63))
+            node.setdefault("maximum", 2**63 - 1)
+        children: Any = node.values()
+    else:
+        children = node if isinstance(node, list) else ()
+    for child in children:
+        _bound_integers(child)
 
 
 def _locate(payload: Any, path: list[str]) -> tuple[Any, str | int] | None:

@@ -116,6 +116,24 @@ def test_lenient_mode_refuses_integers_a_double_cannot_hold_exactly(meter_start:
     assert isinstance(exact, IncomingCall) and exact.payload["meterStart"] == 2**53 - 1
 
 
+@pytest.mark.parametrize("strict", [False, True])
+def test_integers_past_64_bits_signed_are_refused(strict: bool) -> None:
+    """orjson reads up to 2**64 - 1 exactly and the schemas set no bound, but no store holds more than 2**63 - 1:
+    the transaction of a connector 2**64 - 1 went unrecorded."""
+    def start(connector: int) -> dict:
+        return {"connectorId": connector, "idTag": "T", "meterStart": 0, "timestamp": "2024-05-01T10:00:00Z"}
+
+    assert validate(Version.V16, "StartTransaction", start(2**63 - 1), response=False, strict=strict)[1] == []
+    for connector in (2**63, 2**64 - 1):
+        with pytest.raises(OcppError) as info:
+            validate(Version.V16, "StartTransaction", start(connector), response=False, strict=strict)
+        assert info.value.kind.code(Version.V16) == "PropertyConstraintViolation"
+    with pytest.raises(OcppError):
+        validate(Version.V201, "TransactionEvent", {
+            "eventType": "Started", "timestamp": "2024-05-01T10:00:00Z", "triggerReason": "Authorized",
+            "seqNo": 2**63, "transactionInfo": {"transactionId": "t1"}}, response=False, strict=strict)
+
+
 @pytest.mark.parametrize(("sent", "read"), [("6.800000000000001", 6.8), ("0.30000000000000004", 0.3),
                                             ("130849580.80000001", 130849580.8), ("6.85", None), ("6.81", None)])
 @pytest.mark.parametrize("strict", [False, True])
