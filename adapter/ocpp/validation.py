@@ -93,18 +93,29 @@ def compiled(version: Version, action: str, response: bool) -> CompiledSchema | 
     return CompiledSchema(schema)
 
 
-def _bound_integers(node: Any) -> None:
+# Non-negative in every version's specification, but only 2.1's schemas say so: 1.6 and 2.0.1 accepted a
+# connector -1, which became EVSE -1 in the events.
+_NON_NEGATIVE = frozenset({"connectorId", "evseId"})
+
+
+def _bound_integers(node: Any, name: str | None = None) -> None:
     """Integers within 64 bits signed, the most MongoDB and SQLite hold: orjson reads up to 2**64 - 1 exactly,
     so an id past 2**63 passed the schema, its events went out, and its transaction failed to store."""
-    if isinstance(node, dict):
-        if node.get("type") == "integer":
-            node.setdefault("minimum", -(2**63))
-            node.setdefault("maximum", 2**63 - 1)
-        children: Any = node.values()
-    else:
-        children = node if isinstance(node, list) else ()
-    for child in children:
-        _bound_integers(child)
+    if isinstance(node, list):
+        for child in node:
+            _bound_integers(child)
+        return
+    if not isinstance(node, dict):
+        return
+    if node.get("type") == "integer":
+        node.setdefault("minimum", 0 if name in _NON_NEGATIVE else -(2**63))
+        node.setdefault("maximum", 2**63 - 1)
+    for key, child in node.items():
+        if key == "properties" and isinstance(child, dict):
+            for field, schema in child.items():
+                _bound_integers(schema, field)
+        else:
+            _bound_integers(child)
 
 
 def _locate(payload: Any, path: list[str]) -> tuple[Any, str | int] | None:

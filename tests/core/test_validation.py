@@ -117,9 +117,10 @@ def test_lenient_mode_refuses_integers_a_double_cannot_hold_exactly(meter_start:
 
 
 @pytest.mark.parametrize("strict", [False, True])
-def test_integers_past_64_bits_signed_are_refused(strict: bool) -> None:
+def test_integers_past_64_bits_signed_and_negative_connector_ids_are_refused(strict: bool) -> None:
     """orjson reads up to 2**64 - 1 exactly and the schemas set no bound, but no store holds more than 2**63 - 1:
-    the transaction of a connector 2**64 - 1 went unrecorded."""
+    the transaction of a connector 2**64 - 1 went unrecorded. Connector and EVSE ids are non-negative by every
+    version's spec, though only 2.1's schemas say so."""
     def start(connector: int) -> dict:
         return {"connectorId": connector, "idTag": "T", "meterStart": 0, "timestamp": "2024-05-01T10:00:00Z"}
 
@@ -128,6 +129,12 @@ def test_integers_past_64_bits_signed_are_refused(strict: bool) -> None:
         with pytest.raises(OcppError) as info:
             validate(Version.V16, "StartTransaction", start(connector), response=False, strict=strict)
         assert info.value.kind.code(Version.V16) == "PropertyConstraintViolation"
+    with pytest.raises(OcppError, match="bigger than or equal to 0"):  # the spec's bound, absent from 1.6's schemas
+        validate(Version.V16, "StartTransaction", start(-1), response=False, strict=strict)
+    status = {"timestamp": "2024-05-01T10:00:00Z", "connectorStatus": "Available", "evseId": -1, "connectorId": 1}
+    with pytest.raises(OcppError):
+        validate(Version.V201, "StatusNotification", status, response=False, strict=strict)
+    assert validate(Version.V201, "StatusNotification", {**status, "evseId": 0}, response=False, strict=strict)
     with pytest.raises(OcppError):
         validate(Version.V201, "TransactionEvent", {
             "eventType": "Started", "timestamp": "2024-05-01T10:00:00Z", "triggerReason": "Authorized",
