@@ -40,7 +40,7 @@ ODD_VALUES: list[Any] = [
 ]
 
 
-def request_schema(version: Version, action: str, *, response: bool = False) -> dict[str, Any]:
+def schema_of(version: Version, action: str, *, response: bool = False) -> dict[str, Any]:
     if response:
         names = [f"{action}Response.json"]
     else:
@@ -133,7 +133,7 @@ def assert_valid_events(events: list[dict[str, Any]]) -> None:
 @pytest.mark.parametrize("version", VERSIONS)
 def test_every_charger_message_becomes_events_that_match_their_schemas(version: Version) -> None:
     for action in sorted(charger_actions(version)):
-        schema = request_schema(version, action)
+        schema = schema_of(version, action)
         events = flow(version, action, instance(schema, schema), strict=True)
         assert not isinstance(events, Rejected), (action, events)
         assert_valid_events(events)
@@ -145,7 +145,7 @@ def test_mutated_messages_are_refused_or_normalized_never_crash(version: Version
     rng = random.Random(f"{version.value}-{strict}")
     outcomes = {"refused": 0, "accepted": 0}
     for action in sorted(charger_actions(version)):
-        schema = request_schema(version, action)
+        schema = schema_of(version, action)
         valid = instance(schema, schema)
         for _ in range(MUTATIONS_PER_ACTION):
             result = flow(version, action, mutate(valid, rng), strict=strict)
@@ -178,7 +178,7 @@ def test_charger_answers_to_every_back_end_action_are_passed_on_or_end_the_reque
     rng = random.Random(f"answers-{version.value}-{strict}")
     refused = 0
     for action in sorted(backend_actions(version) - send_only_actions(version)):
-        schema = request_schema(version, action, response=True)
+        schema = schema_of(version, action, response=True)
         valid = instance(schema, schema)
         body = answer_flow(version, action, valid, strict=True)
         assert isinstance(body, bytes) and orjson.loads(body)["payload"] == valid, action
