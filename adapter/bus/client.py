@@ -22,6 +22,14 @@ from adapter.observability.metrics import METRICS
 log = logging.getLogger(__name__)
 
 
+# A restore that failed is tried again after 1 s, doubling to a minute.
+RESTORE_RETRY_S = 1.0
+RESTORE_RETRY_MAX_S = 60.0
+_TRANSIENT = frozenset({mqtt5.SubackReasonCode.QUOTA_EXCEEDED, mqtt5.SubackReasonCode.UNSPECIFIED_ERROR,
+                        mqtt5.SubackReasonCode.IMPLEMENTATION_SPECIFIC_ERROR,
+                        mqtt5.SubackReasonCode.PACKET_IDENTIFIER_IN_USE})
+
+
 class MqttUnavailable(ConnectionError):
     """The broker did not acknowledge in time, or the client is not connected."""
 
@@ -79,6 +87,7 @@ class MqttClient:
         self._connected = asyncio.Event()
         self._usable = asyncio.Event()  # connected, and the subscriptions held before it restored
         self._ever_connected = False
+        self._connection = 0  # counts connections: a retry of a lost one's restore is dropped
         self._stopped = False
         self._halted = asyncio.Event()  # awscrt's lifecycle "stopped": the DISCONNECT is out, the socket closed
         tls_ctx, sign = _transport(endpoint)
@@ -168,21 +177,47 @@ class MqttClient:
         self._connected.set()
         if self._on_connected_hook is not None:
             self._on_connected_hook()
-        if not self._handlers:
+        self._connection += 1
+        self._restore(list(self._handlers), self._connection, 0)
+
+    def _restore(self, filters: list[str], connection: int, attempt: int) -> None:
+        """Subscribe again to what was held, until done or this connection is lost (the next one restores it
+        all): a SUBSCRIBE can fail with the link up (an acknowledgement timeout, a broker's subscribe quota),
+        and a client left unusable would hold every session on it from announcing its charger."""
+        if connection != self._connection or not self.connected or self._stopped:
+            return
+        held = set(self._handlers)
+        filters = [f for f in filters if f in held]  # not those unsubscribed since
+        if not filters:
             self._usable.set()
             return
 
-        def restored(future: Future[mqtt5.SubackPacket]) -> None:
-            if future.exception() is None:
-                self._hop.call(self._restored_on_loop)
-            else:
-                log.warning("mqtt subscriptions not restored", extra={"client_id": self.client_id,
-                                                                      "error": str(future.exception())})
-        self._send_subscribe(list(self._handlers)).add_done_callback(restored)
+        def done(future: Future[mqtt5.SubackPacket]) -> None:
+            self._hop.call(self._restored_on_loop, filters, connection, attempt, future)
+        self._send_subscribe(filters).add_done_callback(done)
 
-    def _restored_on_loop(self) -> None:
-        if self.connected:  # not lost again meanwhile
-            self._usable.set()
+    def _restored_on_loop(self, filters: list[str], connection: int, attempt: int,
+                          future: Future[mqtt5.SubackPacket]) -> None:
+        error = future.exception()
+        retry = filters if error is not None else self._refused(filters, future.result(), _TRANSIENT)
+        if not retry:
+            self._restore([], connection, attempt)
+            return
+        delay = min(RESTORE_RETRY_MAX_S, RESTORE_RETRY_S * 2**attempt)
+        log.warning("mqtt subscriptions not restored; retrying", extra={
+            "client_id": self.client_id, "topics": retry, "error": str(error or "refused"), "retry_in_s": delay})
+        self._loop.call_later(delay, self._restore, retry, connection, attempt + 1)
+
+    def _refused(self, filters: list[str], suback: mqtt5.SubackPacket,
+                 transient: frozenset[mqtt5.SubackReasonCode]) -> list[str]:
+        """The filters refused for a ``transient`` reason; the others refused are logged, since trying again
+        cannot help (an IoT policy that does not allow them, say)."""
+        codes = list(suback.reason_codes or [])
+        refused = [(f, code) for f, code in zip(filters, codes, strict=False) if code >= 0x80]
+        final = [(f, code.name) for f, code in refused if code not in transient]
+        if final:
+            log.error("broker refused subscriptions", extra={"client_id": self.client_id, "refused": final})
+        return [f for f, code in refused if code in transient]
 
     def _disconnected_on_loop(self, exc: Exception | None) -> None:
         self._connected.clear()
@@ -229,7 +264,8 @@ class MqttClient:
         """All filters in one SUBSCRIBE: one round trip however many a session needs."""
         self._handlers.update(handlers)
         if self.connected and handlers:
-            await asyncio.wrap_future(self._send_subscribe(list(handlers)))
+            filters = list(handlers)
+            self._refused(filters, await asyncio.wrap_future(self._send_subscribe(filters)), frozenset())
 
     async def unsubscribe(self, topic_filters: Iterable[str]) -> None:
         known = [f for f in topic_filters if self._handlers.pop(f) is not None]

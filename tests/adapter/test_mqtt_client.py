@@ -8,15 +8,19 @@ import getpass
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
 from awscrt import mqtt5
 
+from adapter.bus import client as client_module
 from adapter.bus.client import MqttClient
 from adapter.bus.endpoint import parse_endpoint
 from adapter.local_broker import listening
+from adapter.observability import names
+from adapter.observability.metrics import METRICS
 from tests.conftest import Broker, MqttProbe, free_port
 from tests.security.pki import Authority, Issued
 
@@ -99,3 +103,92 @@ async def test_clients_of_one_endpoint_share_one_tls_context(tls_broker: tuple[i
     finally:
         for client in clients:
             await client.stop()
+
+
+Failure = Callable[[list[str], Callable[[list[str]], "Future[mqtt5.SubackPacket]"]], "Future[mqtt5.SubackPacket]"]
+
+
+def _failing_first(client: MqttClient, failure: Failure) -> list[list[str]]:
+    """``client``'s first SUBSCRIBE ends as ``failure`` makes it; later ones go out as they are."""
+    sent: list[list[str]] = []
+    real = client._send_subscribe
+
+    def send(filters: list[str]) -> Future[mqtt5.SubackPacket]:
+        sent.append(filters)
+        return failure(filters, real) if len(sent) == 1 else real(filters)
+    client._send_subscribe = send  # type: ignore[method-assign]
+    return sent
+
+
+def _timed_out(filters: list[str], real: Callable[[list[str]], Future[mqtt5.SubackPacket]]
+               ) -> Future[mqtt5.SubackPacket]:
+    """No SUBACK in time: the broker never saw it."""
+    future: Future[mqtt5.SubackPacket] = Future()
+    future.set_exception(RuntimeError("AWS_ERROR_MQTT_TIMEOUT"))
+    return future
+
+
+def _refusing(code: mqtt5.SubackReasonCode) -> Failure:
+    """The first filter granted, the others refused with ``code`` (Mosquitto 2.0 grants every subscription and
+    applies its ACL at delivery, so no broker here refuses one)."""
+    def failure(filters: list[str], real: Callable[[list[str]], Future[mqtt5.SubackPacket]]
+                ) -> Future[mqtt5.SubackPacket]:
+        future: Future[mqtt5.SubackPacket] = Future()
+
+        def answered(granted: Future[mqtt5.SubackPacket]) -> None:
+            codes = list(granted.result().reason_codes or [])
+            future.set_result(mqtt5.SubackPacket(reason_codes=[*codes, *[code] * (len(filters) - 1)]))
+        real(filters[:1]).add_done_callback(answered)
+        return future
+    return failure
+
+
+@pytest.mark.parametrize(("failure", "retried"), [(_timed_out, ["restore/a", "restore/b"]),
+                                                   (_refusing(mqtt5.SubackReasonCode.QUOTA_EXCEEDED), ["restore/b"])])
+async def test_a_failed_restore_is_tried_again_on_the_same_connection(
+        mosquitto: Broker, probe: MqttProbe, monkeypatch: pytest.MonkeyPatch,
+        failure: Failure, retried: list[str]) -> None:
+    """A SUBSCRIBE can fail with the link up (no SUBACK within the acknowledgement timeout, a broker's
+    subscribe quota): left at that, the client never became usable and no session on it announced its
+    charger. What failed is subscribed again, with the connection kept."""
+    monkeypatch.setattr(client_module, "RESTORE_RETRY_S", 0.05)
+    received: asyncio.Queue[str] = asyncio.Queue()
+    client = MqttClient(parse_endpoint(mosquitto.url), "restorer")
+    await client.subscribe({"restore/a": lambda t, p: received.put_nowait(t),
+                            "restore/b": lambda t, p: received.put_nowait(t)})
+    sent = _failing_first(client, failure)
+    reconnects_before = METRICS.counter(names.MQTT_RECONNECTS)
+    client.start()
+    try:
+        await client.wait_connected(10)
+        assert sent == [["restore/a", "restore/b"], retried]
+        for topic in ("restore/a", "restore/b"):
+            await probe.client.publish(topic, b"x")
+            async with asyncio.timeout(10):
+                assert await received.get() == topic
+        assert METRICS.counter(names.MQTT_RECONNECTS) == reconnects_before
+    finally:
+        await client.stop()
+
+
+async def test_a_refused_subscription_is_logged_and_the_rest_is_live(
+        mosquitto: Broker, probe: MqttProbe, caplog: pytest.LogCaptureFixture) -> None:
+    """Trying again cannot help a filter the broker is not allowed to grant (an IoT policy that does not list
+    it): the refusal is logged with the filter, and the client is usable with what was granted."""
+    received: asyncio.Queue[str] = asyncio.Queue()
+    client = MqttClient(parse_endpoint(mosquitto.url), "refused")
+    await client.subscribe({"allowed/x": lambda t, p: received.put_nowait(t),
+                            "denied/x": lambda t, p: received.put_nowait(t)})
+    sent = _failing_first(client, _refusing(mqtt5.SubackReasonCode.NOT_AUTHORIZED))
+    client.start()
+    try:
+        await client.wait_connected(10)
+        assert sent == [["allowed/x", "denied/x"]], "not tried again"
+        refusals = [r.refused for r in caplog.records  # type: ignore[attr-defined]
+                    if r.getMessage() == "broker refused subscriptions"]
+        assert refusals == [[("denied/x", "NOT_AUTHORIZED")]]
+        await probe.client.publish("allowed/x", b"x")
+        async with asyncio.timeout(10):
+            assert await received.get() == "allowed/x"
+    finally:
+        await client.stop()
