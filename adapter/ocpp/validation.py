@@ -17,7 +17,7 @@ from __future__ import annotations
 import copy
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import cache
@@ -226,8 +226,11 @@ def _repair(exc: fastjsonschema.JsonSchemaValueException, payload: Any) -> str |
 
 
 def validate(version: Version, action: str, payload: dict[str, Any], *, response: bool,
-             strict: bool, message_id: str = "-1") -> tuple[dict[str, Any], list[str]]:
-    """Return the (possibly normalized) payload and the warnings; raise ``OcppError`` when it can't be used."""
+             strict: bool, message_id: str = "-1", repairs: Container[str] | None = None
+             ) -> tuple[dict[str, Any], list[str]]:
+    """Return the (possibly normalized) payload and the warnings; raise ``OcppError`` when it can't be used.
+
+    Lenient mode repairs what breaks any rule, or only the rules in ``repairs`` when given."""
     check = compiled(version, action, response)
     if check is None:
         raise OcppError(ErrorKind.NOT_IMPLEMENTED, f"{action} is not an OCPP {version.value} action", message_id)
@@ -243,7 +246,7 @@ def validate(version: Version, action: str, payload: dict[str, Any], *, response
     repaired = copy.deepcopy(payload)
     warnings: list[str] = []
     for _ in range(_MAX_REPAIRS):
-        warning = _repair(error, repaired)
+        warning = None if repairs is not None and error.rule not in repairs else _repair(error, repaired)
         if warning is None:
             raise _as_error(error, message_id)
         warnings.append(warning)

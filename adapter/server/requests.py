@@ -39,6 +39,7 @@ class BackendRequest:
     deadline: float  # loop time
     received: float
     done: asyncio.Future[dict[str, Any]] | None = field(default=None)
+    warnings: list[str] = field(default_factory=list)  # what was repaired in the payload
 
 
 class InvalidRequest(ValueError):
@@ -62,25 +63,39 @@ def parse_body(body: bytes) -> tuple[dict[str, Any], float | None]:
     return data, None
 
 
-def check(version: Version, namespace: str, request_id: str, operation: str, payload: dict[str, Any]) -> None:
+# A back end's own serializer writes 68 * 0.1 as 6.800000000000001, no multiple of a 1.6 limit's 0.1: lenient mode
+# sends the nearest multiple. Nothing else is repaired, since a back end can fix what it sends.
+_BACKEND_REPAIRS = frozenset({"multipleOf"})
+
+
+def check(version: Version, namespace: str, request_id: str, operation: str, payload: dict[str, Any], *,
+          strict: bool) -> tuple[dict[str, Any], list[str]]:
+    """The payload to send (float noise repaired unless ``strict``) and what was repaired."""
     if not _REQUEST_ID.match(request_id) or not _REQUEST_ID.match(namespace):
         raise InvalidRequest("namespace and request id must be 1-64 characters of [A-Za-z0-9._:-]")
     if operation not in backend_actions(version):
         raise InvalidRequest(f"{operation} is not an OCPP {version.value} action a back end can send")
     try:
-        validate(version, operation, payload, response=False, strict=True)
+        payload, warnings = validate(version, operation, payload, response=False, strict=strict,
+                                     repairs=_BACKEND_REPAIRS)
     except OcppError as exc:
         raise InvalidRequest(f"payload invalid for {operation}: {exc.description}") from None
     try:
         password_change.check(operation, payload)
     except ValueError as exc:
         raise InvalidRequest(f"new charger password refused: {exc}") from None
+    return payload, warnings
 
 
 def response_body(charger_id: str, namespace: str, request_id: str, operation: str, status: str, *,
-                  payload: dict[str, Any] | None = None, error: dict[str, Any] | None = None) -> bytes:
-    return orjson.dumps({
+                  payload: dict[str, Any] | None = None, error: dict[str, Any] | None = None,
+                  warnings: list[str] | None = None) -> bytes:
+    """``warnings`` only when the request's payload was repaired, as on events."""
+    body: dict[str, Any] = {
         "charger_id": charger_id, "namespace": namespace, "request_id": request_id, "operation": operation,
         "status": status, "payload": payload, "error": error,
         "responded_at": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-    })
+    }
+    if warnings:
+        body["warnings"] = warnings
+    return orjson.dumps(body)

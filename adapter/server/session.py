@@ -366,15 +366,19 @@ class ChargerSession:
         loop = asyncio.get_running_loop()
         try:
             payload, timeout = requests.parse_body(body)
-            requests.check(self.version, namespace, request_id, operation, payload)
+            payload, warnings = requests.check(self.version, namespace, request_id, operation, payload,
+                                               strict=self.ctx.settings.strict)
         except requests.InvalidRequest as exc:
             log.warning("invalid back-end request", extra={**self._log_extra, "topic": topic, "error": str(exc)})
             self._respond(namespace, request_id, operation, RequestStatus.INVALID_REQUEST,
                           error={"code": "InvalidRequest", "description": str(exc)})
             return
+        if warnings:
+            log.info("back-end request repaired", extra={**self._log_extra, "topic": topic, "warnings": warnings})
         now = loop.time()
         self._enqueue(BackendRequest(self.charger_id, namespace, request_id, operation, payload,
-                                     now + (timeout or self.ctx.settings.request_timeout), now))
+                                     now + (timeout or self.ctx.settings.request_timeout), now,
+                                     warnings=warnings))
 
     def submit(self, operation: str, payload: dict[str, Any]) -> asyncio.Future[dict[str, Any]]:
         """Queue an adapter-internal request (shadow deltas); the future gets the response body."""
@@ -452,13 +456,14 @@ class ChargerSession:
                 request.done.set_result({"status": status, "payload": payload, "error": error})
             return
         self._respond(request.namespace, request.request_id, request.operation, status, payload=payload,
-                      error=error)
+                      error=error, warnings=request.warnings)
 
     def _respond(self, namespace: str, request_id: str, operation: str, status: str, *,
-                 payload: dict[str, Any] | None = None, error: dict[str, Any] | None = None) -> None:
+                 payload: dict[str, Any] | None = None, error: dict[str, Any] | None = None,
+                 warnings: list[str] | None = None) -> None:
         topic = self.ctx.bus.topics.response(self.charger_id, namespace, request_id, operation)
         body = requests.response_body(self.charger_id, namespace, request_id, operation, status,
-                                      payload=payload, error=error)
+                                      payload=payload, error=error, warnings=warnings)
         if self.closing:  # a per-charger client may be stopping already: the process's own client answers
             self.ctx.spawn(self._respond_by_control(topic, body))
         else:

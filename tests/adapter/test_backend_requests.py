@@ -138,6 +138,51 @@ async def test_invalid_requests(adapter: Any, probe: MqttProbe, connect: Any, op
     assert cp.incoming_calls.empty(), "nothing invalid reaches the charger"
 
 
+def _profile(limit: float) -> dict[str, Any]:
+    return {"connectorId": 1, "csChargingProfiles": {
+        "chargingProfileId": 7, "stackLevel": 0, "chargingProfilePurpose": "TxDefaultProfile",
+        "chargingProfileKind": "Absolute", "chargingSchedule": {
+            "chargingRateUnit": "A", "chargingSchedulePeriod": [{"startPeriod": 0, "limit": limit}]}}}
+
+
+async def test_float_noise_in_a_request_is_sent_as_the_nearest_step(adapter: Any, probe: MqttProbe,
+                                                                     connect: Any) -> None:
+    """A back end computing 68 * 0.1 writes 6.800000000000001, no multiple of 1.6's 0.1 A: the charger gets
+    6.8 and the response says what was repaired. A value truly between steps is still refused."""
+    cp = await booted(connect, "cpF")
+    await subscribed(probe, adapter, "cpF")
+    noisy = 68 * 0.1
+    assert noisy != 6.8
+
+    async def charger() -> None:
+        frame = await cp.next_call()
+        assert frame[3] == _profile(6.8)
+        await cp.answer(frame, {"status": "Accepted"})
+
+    answering = asyncio.create_task(charger())
+    response = await request(probe, "cpF", "f1", "SetChargingProfile", _profile(noisy))
+    await answering
+    assert response["status"] == "ok"
+    assert response["warnings"] == [
+        "data.csChargingProfiles.chargingSchedule.chargingSchedulePeriod[0].limit: "
+        "6.800000000000001 normalized to 6.8 (multipleOf)"]
+    between = await request(probe, "cpF", "f2", "SetChargingProfile", _profile(6.85))
+    assert between["status"] == "invalid_request" and "multiple of 0.1" in between["error"]["description"]
+    assert "warnings" not in between
+    unknown = await request(probe, "cpF", "f3", "SetChargingProfile", {**_profile(6.8), "note": 1})
+    assert unknown["status"] == "invalid_request", "only float noise is repaired in a back end's request"
+    assert cp.incoming_calls.empty()
+
+
+async def test_strict_mode_sends_float_noise_back(adapter_factory: Any, probe: MqttProbe, connect: Any) -> None:
+    adapter = await adapter_factory(strict=True)
+    cp = await booted(connect, "cpS")
+    await subscribed(probe, adapter, "cpS")
+    response = await request(probe, "cpS", "s1", "SetChargingProfile", _profile(68 * 0.1))
+    assert response["status"] == "invalid_request" and "multiple of 0.1" in response["error"]["description"]
+    assert cp.incoming_calls.empty()
+
+
 async def test_disconnect_answers_queued_requests(adapter: Any, probe: MqttProbe, connect: Any) -> None:
     cp = await booted(connect, "cpE")
     await subscribed(probe, adapter, "cpE")
