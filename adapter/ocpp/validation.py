@@ -90,12 +90,26 @@ def compiled(version: Version, action: str, response: bool) -> CompiledSchema | 
     schema = orjson.loads(path.read_bytes())
     schema.pop("$id", None)
     _bound_integers(schema)
+    positive = _POSITIVE.get((version.is_2x, path.name))
+    if positive is not None:
+        schema["properties"][positive]["minimum"] = 1
     return CompiledSchema(schema)
 
 
 # Non-negative in every version's specification, but only 2.1's schemas say so: 1.6 and 2.0.1 accepted a
 # connector -1, which became EVSE -1 in the events.
 _NON_NEGATIVE = frozenset({"connectorId", "evseId"})
+
+# Where 0, the charger as a whole, has no meaning, the specifications say "> 0": 1.6 in its text, 2.x in the
+# descriptions, and 2.1's schemas as minimum 1 (these three only: its EVSEType.id, described "> 0" too, keeps
+# minimum 0). Keyed by (a 2.x version, schema file).
+_POSITIVE = {
+    (False, "StartTransaction.json"): "connectorId",
+    (False, "RemoteStartTransaction.json"): "connectorId",
+    (True, "RequestStartTransactionRequest.json"): "evseId",
+    (True, "NotifyEVChargingNeedsRequest.json"): "evseId",
+    (True, "NotifyEVChargingScheduleRequest.json"): "evseId",
+}
 
 
 def _bound_integers(node: Any, name: str | None = None) -> None:

@@ -117,6 +117,30 @@ def test_lenient_mode_refuses_integers_a_double_cannot_hold_exactly(meter_start:
 
 
 @pytest.mark.parametrize("strict", [False, True])
+@pytest.mark.parametrize(("version", "action", "payload", "field"), [
+    (Version.V16, "StartTransaction",
+     {"connectorId": 0, "idTag": "T", "meterStart": 0, "timestamp": "2024-05-01T10:00:00Z"}, "connectorId"),
+    (Version.V16, "RemoteStartTransaction", {"connectorId": 0, "idTag": "T"}, "connectorId"),
+    (Version.V201, "RequestStartTransaction", {"evseId": 0, "remoteStartId": 1,
+                                               "idToken": {"idToken": "T", "type": "Central"}}, "evseId"),
+    (Version.V20, "NotifyEVChargingNeeds", {"evseId": 0, "chargingNeeds": {"requestedEnergyTransfer": "DC"}},
+     "evseId"),
+    (Version.V21, "RequestStartTransaction", {"evseId": 0, "remoteStartId": 1,
+                                              "idToken": {"idToken": "T", "type": "Central"}}, "evseId"),
+])
+def test_a_transaction_or_charging_need_on_connector_or_evse_0_is_refused(
+        version: Version, action: str, payload: dict, field: str, strict: bool) -> None:
+    """0 names the charger as a whole: a transaction started there became an event on EVSE 0, which no consumer
+    can place. The specifications say "> 0" (1.6 in its text, 2.0.1 in the schemas' descriptions, 2.1 as a
+    minimum); a back end's request gets invalid_request for it, a charger's message
+    PropertyConstraintViolation."""
+    with pytest.raises(OcppError, match="bigger than or equal to 1") as info:
+        validate(version, action, payload, response=False, strict=strict, message_id="m1")
+    assert info.value.kind.code(version) == "PropertyConstraintViolation"
+    assert validate(version, action, {**payload, field: 1}, response=False, strict=strict)[0][field] == 1
+
+
+@pytest.mark.parametrize("strict", [False, True])
 def test_integers_past_64_bits_signed_and_negative_connector_ids_are_refused(strict: bool) -> None:
     """orjson reads up to 2**64 - 1 exactly and the schemas set no bound, but no store holds more than 2**63 - 1:
     the transaction of a connector 2**64 - 1 went unrecorded. Connector and EVSE ids are non-negative by every
@@ -130,7 +154,8 @@ def test_integers_past_64_bits_signed_and_negative_connector_ids_are_refused(str
             validate(Version.V16, "StartTransaction", start(connector), response=False, strict=strict)
         assert info.value.kind.code(Version.V16) == "PropertyConstraintViolation"
     with pytest.raises(OcppError, match="bigger than or equal to 0"):  # the spec's bound, absent from 1.6's schemas
-        validate(Version.V16, "StartTransaction", start(-1), response=False, strict=strict)
+        validate(Version.V16, "StatusNotification", {"connectorId": -1, "errorCode": "NoError", "status": "Available"},
+                 response=False, strict=strict)
     status = {"timestamp": "2024-05-01T10:00:00Z", "connectorStatus": "Available", "evseId": -1, "connectorId": 1}
     with pytest.raises(OcppError):
         validate(Version.V201, "StatusNotification", status, response=False, strict=strict)
