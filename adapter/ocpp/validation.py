@@ -44,9 +44,14 @@ class CompiledSchema:
     """jsonschema-rs compiles a schema in ~0.1 ms; fastjsonschema takes 4 ms on average and up to 66 ms (2.1
     RequestStartTransaction), a stall of the event loop, so its explainer is only built for a first rejection."""
 
-    __slots__ = ("_explainer", "_schema", "_validator", "accepts")
+    __slots__ = ("_explainer", "_schema", "_validator", "accepts", "integral_floats_valid")
 
     def __init__(self, schema: dict[str, Any]) -> None:
+        # Draft 6 (all of 2.x, some of 1.6) counts 1.0 as an integer, draft 4 does not. Compiled as draft 4, the
+        # two drafts differing in nothing else these schemas use, so that a 1.0 is found and written as 1: passed
+        # on, it keyed a shadow entry "1.0" beside "1", and a float in an integer column breaks an Athena query.
+        self.integral_floats_valid = "draft-04" not in str(schema.get("$schema", ""))
+        schema["$schema"] = "http://json-schema.org/draft-04/schema#"
         self._validator = jsonschema_rs.validator_for(schema, validate_formats=True)
         self.accepts: Callable[[Any], bool] = self._validator.is_valid
         self._schema = schema
@@ -178,6 +183,22 @@ def _repair_type(value: Any, expected: Any) -> tuple[bool, Any]:
     return False, value
 
 
+def _integral_float(exc: fastjsonschema.JsonSchemaValueException, payload: Any) -> bool:
+    """Write an integral float in an integer field (1.0) as the integer in place; False if that is not the error."""
+    expected = exc.rule_definition
+    if exc.rule != "type" or "integer" not in (expected if isinstance(expected, list) else [expected]):
+        return False
+    located = _locate(payload, list(exc.path or []))
+    if located is None:
+        return False
+    parent, key = located
+    value = parent[key]
+    if not (isinstance(value, float) and _exact_int(value)):
+        return False
+    parent[key] = int(value)
+    return True
+
+
 def _repair_multiple(value: Any, step: Any) -> tuple[bool, Any]:
     """Binary floating point misses a decimal step: a charger that computes 68 * 0.1 sends 6.800000000000001,
     which is no multiple of 0.1 (1.6 schedule limits). Within a billionth, the nearest multiple is meant."""
@@ -254,16 +275,16 @@ def validate(version: Version, action: str, payload: dict[str, Any], *, response
         check.explain(payload)
         return payload, []
     except fastjsonschema.JsonSchemaValueException as first:
-        if strict:
-            raise _as_error(first, message_id) from None
         error = first
     repaired = copy.deepcopy(payload)
     warnings: list[str] = []
     for _ in range(_MAX_REPAIRS):
-        warning = None if repairs is not None and error.rule not in repairs else _repair(error, repaired)
-        if warning is None:
-            raise _as_error(error, message_id)
-        warnings.append(warning)
+        # An integral float is valid in a draft-6 schema: written as the integer in every mode, with no warning.
+        if not (check.integral_floats_valid and _integral_float(error, repaired)):
+            refused = strict or (repairs is not None and error.rule not in repairs)
+            if refused or (warning := _repair(error, repaired)) is None:
+                raise _as_error(error, message_id)
+            warnings.append(warning)
         try:
             check.explain(repaired)
             return repaired, warnings

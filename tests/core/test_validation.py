@@ -206,3 +206,38 @@ def test_timestamps_that_are_not_rfc3339_are_caught_in_both_modes(strict: bool) 
     with pytest.raises(OcppError) as info:
         validate(Version.V201, "TransactionEvent", nested, response=False, strict=strict)
     assert info.value.details == {"path": "data.meterValue[0].timestamp", "rule": "format"}
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_an_integral_float_in_a_2x_integer_field_is_read_as_the_integer(strict: bool) -> None:
+    """2.x's schemas are draft 6, where 1.0 is an integer: valid in both modes, but passed on as 1.0 it keyed a
+    per-connector shadow entry "1.0/2.0" beside "1/2", and a float in an integer column breaks an Athena query.
+    It is read as 1, without a warning since nothing was wrong. In 1.6's draft-4 schemas 1.0 is no integer:
+    repaired with a warning, or refused in strict mode, as before."""
+    from adapter.normalize.canonical import normalize
+    from adapter.normalize.transactions import TransactionBook
+
+    conn = OcppConnection(Version.V201, strict=strict)
+    call = conn.receive('[2,"m1","StatusNotification",{"timestamp":"2024-05-01T10:00:00Z",'
+                        '"connectorStatus":"Occupied","evseId":1.0,"connectorId":2.0}]')
+    assert isinstance(call, IncomingCall) and call.warnings == []
+    assert call.payload["evseId"] == 1 and type(call.payload["evseId"]) is int
+    data = normalize(Version.V201, "StatusNotification", call.payload, {}, TransactionBook())[0].data
+    assert (type(data["evse_id"]), type(data["connector_id"])) == (int, int)
+    message_id, _ = conn.start_call("GetVariables", {"getVariableData": [{"component": {"name": "C"},
+                                                                          "variable": {"name": "V"}}]})
+    answer = conn.receive(f'[3,"{message_id}",{{"getVariableResult":[{{"attributeStatus":"Accepted",'
+                          '"component":{"name":"C","evse":{"id":1.0}},"variable":{"name":"V"}}]}]')
+    assert isinstance(answer, IncomingResult)
+    assert type(answer.payload["getVariableResult"][0]["component"]["evse"]["id"]) is int
+    for fraction in ("1.5", "1e20"):  # not integral, or too large to be exact
+        frame = (f'[2,"m2","StatusNotification",{{"timestamp":"2024-05-01T10:00:00Z","connectorStatus":"Occupied",'
+                 f'"evseId":{fraction},"connectorId":2}}]')
+        assert isinstance(conn.receive(frame), Rejected)
+    payload = {"connectorId": 1.0, "errorCode": "NoError", "status": "Available"}
+    if strict:
+        with pytest.raises(OcppError, match="must be integer"):
+            validate(Version.V16, "StatusNotification", payload, response=False, strict=True)
+    else:
+        assert validate(Version.V16, "StatusNotification", payload, response=False, strict=False) == (
+            {**payload, "connectorId": 1}, ["data.connectorId: 1.0 normalized to 1 (type)"])
