@@ -136,7 +136,8 @@ _OPTIONS: dict[str, dict[str, Any]] = {
                       "cert/key files) or wss-sigv4://<iot-endpoint>?region=R (AWS IoT Core, SigV4)"),
     "mqtt_mode": _meta("per-charger", "per-charger: one MQTT connection per charger (client id = charger id); "
                        "shared: a small pool for all chargers", choices=("per-charger", "shared")),
-    "mqtt_pool_size": _meta(4, "MQTT connections in shared mode", _positive(int)),
+    "mqtt_pool_size": _meta(4, "MQTT connections in shared mode (on AWS IoT Core each carries at most 100 msg/s "
+                                 "and 16 chargers: use per-charger mode there)", _positive(int)),
     "mqtt_ca_file": _meta(None, "CA bundle to verify the broker (mqtts)", _optional_str),
     "mqtt_cert_file": _meta(None, "client certificate for mutual TLS to the broker", _optional_str),
     "mqtt_key_file": _meta(None, "client private key for mutual TLS to the broker", _optional_str),

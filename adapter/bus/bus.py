@@ -180,6 +180,11 @@ class Bus:
                                    will=will)
         self._control.start()
         if self.mode is MqttMode.SHARED:
+            if self.endpoint.is_iot_core:
+                log.warning("shared MQTT mode on AWS IoT Core: each connection may publish 100 messages a second "
+                            "and hold 50 subscriptions (3 per charger), so this process's pool carries at most "
+                            "%d msg/s and %d chargers; per-charger mode has no such ceiling",
+                            100 * self._pool_size, 50 // 3 * self._pool_size)
             self._pool = [MqttClient(self.endpoint, self._own_client_id(str(i)), on_connected=self.nodelay.request)
                           for i in range(self._pool_size)]
             for client in self._pool:

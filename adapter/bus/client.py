@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 
@@ -22,6 +23,9 @@ from adapter.observability.metrics import METRICS
 log = logging.getLogger(__name__)
 
 
+# AWS IoT Core refuses a SUBSCRIBE of more than 8 topic filters (a fixed quota); a shared-mode pool connection
+# restores 3 per charger after a reconnect.
+MAX_FILTERS_PER_SUBSCRIBE = 8
 # A restore that failed is tried again after 1 s, doubling to a minute.
 RESTORE_RETRY_S = 1.0
 RESTORE_RETRY_MAX_S = 60.0
@@ -273,9 +277,31 @@ class MqttClient:
             await asyncio.wrap_future(self._client.unsubscribe(mqtt5.UnsubscribePacket(topic_filters=known)))
 
     def _send_subscribe(self, filters: list[str]) -> Future[mqtt5.SubackPacket]:
-        subscriptions = [mqtt5.Subscription(f, mqtt5.QoS.AT_LEAST_ONCE) for f in filters]
-        future: Future[mqtt5.SubackPacket] = self._client.subscribe(mqtt5.SubscribePacket(subscriptions=subscriptions))
-        return future
+        """As SUBSCRIBEs of at most ``MAX_FILTERS_PER_SUBSCRIBE`` filters each; one SUBACK for all of them, its
+        reason codes in the order of ``filters``, or the first failure."""
+        packets: list[Future[mqtt5.SubackPacket]] = [self._client.subscribe(mqtt5.SubscribePacket(subscriptions=[
+            mqtt5.Subscription(f, mqtt5.QoS.AT_LEAST_ONCE) for f in filters[start:start + MAX_FILTERS_PER_SUBSCRIBE]]))
+            for start in range(0, len(filters), MAX_FILTERS_PER_SUBSCRIBE)]
+        if len(packets) == 1:
+            return packets[0]
+        combined: Future[mqtt5.SubackPacket] = Future()
+        pending = [len(packets)]
+        lock = threading.Lock()  # SUBACKs complete on awscrt's thread, possibly more than one at once
+
+        def one_done(_: Future[mqtt5.SubackPacket]) -> None:
+            with lock:
+                pending[0] -= 1
+                if pending[0]:
+                    return
+            failed = next((p.exception() for p in packets if p.exception() is not None), None)
+            if failed is not None:
+                combined.set_exception(failed)
+            else:
+                combined.set_result(mqtt5.SubackPacket(reason_codes=[
+                    code for p in packets for code in (p.result().reason_codes or [])]))
+        for packet in packets:
+            packet.add_done_callback(one_done)
+        return combined
 
 
 def _failure(crt_future: Future[mqtt5.PublishCompletionData]) -> MqttUnavailable | None:

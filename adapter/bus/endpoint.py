@@ -21,6 +21,11 @@ class MqttEndpoint:
     sigv4_region: str | None = None
 
     @property
+    def is_iot_core(self) -> bool:
+        """AWS IoT Core's data endpoint (``<prefix>-ats.iot.<region>.amazonaws.com``), by name or by SigV4."""
+        return self.sigv4_region is not None or (".iot." in self.host and ".amazonaws.com" in self.host)
+
+    @property
     def url(self) -> str:
         scheme = "wss-sigv4" if self.sigv4_region else ("mqtts" if self.tls else "mqtt")
         return f"{scheme}://{self.host}:{self.port}"

@@ -192,3 +192,85 @@ async def test_a_refused_subscription_is_logged_and_the_rest_is_live(
             assert await received.get() == "allowed/x"
     finally:
         await client.stop()
+
+
+async def test_a_subscribe_goes_out_in_packets_of_at_most_eight_filters(mosquitto: Broker, probe: MqttProbe) -> None:
+    """AWS IoT Core refuses a SUBSCRIBE of more than 8 topic filters, and a shared-mode pool connection restores
+    3 per charger after a reconnect, all at once."""
+    received: asyncio.Queue[str] = asyncio.Queue()
+    client = MqttClient(parse_endpoint(mosquitto.url), "many-filters")
+    filters = [f"many/{n}" for n in range(20)]
+    await client.subscribe(dict.fromkeys(filters[:17], lambda t, p: received.put_nowait(t)))  # before connecting
+    sizes: list[int] = []
+    real = client._client.subscribe
+
+    def spy(packet: mqtt5.SubscribePacket) -> Future[mqtt5.SubackPacket]:
+        sizes.append(len(packet.subscriptions))
+        sent: Future[mqtt5.SubackPacket] = real(packet)
+        return sent
+    client._client.subscribe = spy
+    client.start()
+    try:
+        await client.wait_connected(10)
+        await client.subscribe(dict.fromkeys(filters[17:], lambda t, p: received.put_nowait(t)))
+        assert sizes == [8, 8, 1, 3]
+        for topic in filters:
+            await probe.client.publish(topic, b"x")
+        async with asyncio.timeout(10):
+            assert sorted([await received.get() for _ in filters]) == sorted(filters)
+    finally:
+        await client.stop()
+
+
+async def test_one_failed_packet_of_a_split_subscribe_fails_the_whole_and_it_is_tried_again(
+        mosquitto: Broker, probe: MqttProbe, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(client_module, "RESTORE_RETRY_S", 0.05)
+    received: asyncio.Queue[str] = asyncio.Queue()
+    client = MqttClient(parse_endpoint(mosquitto.url), "split-failure")
+    filters = [f"split/{n}" for n in range(10)]
+    await client.subscribe(dict.fromkeys(filters, lambda t, p: received.put_nowait(t)))
+    sizes: list[int] = []
+    real = client._client.subscribe
+
+    def second_fails_once(packet: mqtt5.SubscribePacket) -> Future[mqtt5.SubackPacket]:
+        sizes.append(len(packet.subscriptions))
+        sent: Future[mqtt5.SubackPacket] = _timed_out([], real) if len(sizes) == 2 else real(packet)
+        return sent
+    client._client.subscribe = second_fails_once
+    client.start()
+    try:
+        await client.wait_connected(10)
+        assert sizes == [8, 2, 8, 2]
+        await probe.client.publish("split/9", b"x")
+        async with asyncio.timeout(10):
+            assert await received.get() == "split/9"
+    finally:
+        await client.stop()
+
+
+@pytest.mark.parametrize(("url", "iot_core"), [
+    ("mqtts://a1b2c3-ats.iot.eu-west-1.amazonaws.com:8883", True),
+    ("wss-sigv4://a1b2c3-ats.iot.eu-west-1.amazonaws.com?region=eu-west-1", True),
+    ("mqtt://127.0.0.1:1883", False), ("mqtts://broker.example.com:8883", False),
+])
+def test_iot_core_endpoints_are_recognised(url: str, iot_core: bool) -> None:
+    assert parse_endpoint(url).is_iot_core is iot_core
+
+
+async def test_shared_mode_on_iot_core_warns_of_its_ceiling(caplog: pytest.LogCaptureFixture) -> None:
+    """IoT Core allows a connection 100 publishes a second and 50 subscriptions (a fixed and a default quota): a
+    pool of 2 carries at most 200 msg/s and 32 chargers, which an operator must hear before the fleet grows."""
+    from adapter.bus.bus import Bus, MqttMode
+    from adapter.bus.topics import Topics
+
+    bus = Bus(parse_endpoint("mqtts://a1b2c3-ats.iot.eu-west-1.amazonaws.com.invalid:8883"), mode=MqttMode.SHARED,
+              adapter_id="ceiling", topics=Topics(), pool_size=2)
+    try:
+        with pytest.raises(TimeoutError):  # no such broker here
+            await bus.start(connect_timeout=0.2)
+    finally:  # not bus.stop(): it would wait 5 s for its "offline" status to reach the broker that is not there
+        await asyncio.gather(*(client.stop(drain_timeout=0.1) for client in [*bus._pool, bus.control]))
+    assert [r.getMessage() for r in caplog.records if "IoT Core" in r.getMessage()] == [
+        "shared MQTT mode on AWS IoT Core: each connection may publish 100 messages a second and hold 50 "
+        "subscriptions (3 per charger), so this process's pool carries at most 200 msg/s and 32 chargers; "
+        "per-charger mode has no such ceiling"]
