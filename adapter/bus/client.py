@@ -104,6 +104,11 @@ class MqttClient:
                 if will else None),
             session_behavior=(mqtt5.ClientSessionBehaviorType.REJOIN_ALWAYS if durable_session_s
                               else mqtt5.ClientSessionBehaviorType.CLEAN),
+            # On IoT Core, awscrt itself keeps to its quotas: publishes paced to 100 a second per connection
+            # rather than throttled by the broker, and a packet it would refuse failed here, with the reason.
+            extended_validation_and_flow_control_options=(
+                mqtt5.ExtendedValidationAndFlowControlOptions.AWS_IOT_CORE_DEFAULTS if endpoint.is_iot_core
+                else mqtt5.ExtendedValidationAndFlowControlOptions.NONE),
             offline_queue_behavior=mqtt5.ClientOperationQueueBehaviorType.FAIL_QOS0_PUBLISH_ON_DISCONNECT,
             retry_jitter_mode=mqtt5.ExponentialBackoffJitterMode.FULL,
             min_reconnect_delay_ms=200, max_reconnect_delay_ms=10_000, ack_timeout_sec=ack_timeout_s,

@@ -253,8 +253,22 @@ async def test_one_failed_packet_of_a_split_subscribe_fails_the_whole_and_it_is_
     ("wss-sigv4://a1b2c3-ats.iot.eu-west-1.amazonaws.com?region=eu-west-1", True),
     ("mqtt://127.0.0.1:1883", False), ("mqtts://broker.example.com:8883", False),
 ])
-def test_iot_core_endpoints_are_recognised(url: str, iot_core: bool) -> None:
-    assert parse_endpoint(url).is_iot_core is iot_core
+async def test_iot_core_endpoints_get_awscrts_iot_core_validation_and_pacing(
+        url: str, iot_core: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """awscrt then paces publishes to IoT Core's 100 a second per connection and fails what it would refuse."""
+    endpoint = parse_endpoint(url)
+    assert endpoint.is_iot_core is iot_core
+    options: list[mqtt5.ClientOptions] = []
+    make_client = mqtt5.Client
+
+    def spy(given: mqtt5.ClientOptions) -> mqtt5.Client:
+        options.append(given)
+        return make_client(given)
+    monkeypatch.setattr(mqtt5, "Client", spy)
+    MqttClient(endpoint, "paced")  # never started
+    assert options[0].extended_validation_and_flow_control_options == (
+        mqtt5.ExtendedValidationAndFlowControlOptions.AWS_IOT_CORE_DEFAULTS if iot_core
+        else mqtt5.ExtendedValidationAndFlowControlOptions.NONE)
 
 
 async def test_shared_mode_on_iot_core_warns_of_its_ceiling(caplog: pytest.LogCaptureFixture) -> None:
