@@ -180,7 +180,8 @@ _OPTIONS: dict[str, dict[str, Any]] = {
     "handshake_timeout": _meta(10.0, "WebSocket opening handshake timeout (s)", _positive(float)),
     "idle_timeout": _meta(900.0, "close a session with no message from the charger for this long (s); 0 off",
                           float),
-    "max_message_size": _meta(65536, "largest accepted WebSocket message (bytes)", _positive(int)),
+    "max_message_size": _meta(65536, "largest accepted WebSocket message (bytes); its event can be 1.4 times as "
+                                      "large, and AWS IoT Core takes at most 128 KB", _positive(int)),
     "rate_limit": _meta(50.0, "messages per second a charger may send (sustained); more than 0", _positive(float)),
     "rate_burst": _meta(200, "messages a charger may send in a burst; at least 1", _positive(int)),
     "max_pending_handshakes": _meta(256, "concurrent unauthenticated handshakes", _positive(int)),

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from adapter.bus.client import MqttClient, MqttUnavailable
+from adapter.bus.client import MqttClient, MqttRefused, MqttUnavailable
 from adapter.bus.endpoint import MqttEndpoint
 from adapter.bus.nodelay import NodelayScheduler, NodelaySetter
 from adapter.bus.topic_handlers import MessageHandler
@@ -148,6 +148,7 @@ class Bus:
         self._replaying = asyncio.Lock()
         self._earlier: dict[str, asyncio.Future[None]] = {}  # outbox item id -> the session's own late publish
         self._written: dict[str, int] = {}  # outbox item id -> replay passes begun when its write completed
+        self._refused_items: set[str] = set()  # outbox items the broker refused, reported once
         self._passes = 0
         self._tasks: list[asyncio.Task[None]] = []
         self.nodelay = NodelayScheduler(NodelaySetter(endpoint.host, endpoint.port))
@@ -349,15 +350,33 @@ class Bus:
         async with self._replaying:
             self._passes += 1
             began = self._passes
+            skipped: set[str] = set()  # refused: the rest must not wait behind them
             while True:
-                items = await self.outbox.outbox_pending(100)
+                pending = await self.outbox.outbox_pending(100 + len(skipped))
+                items = [item for item in pending if item.item_id not in skipped]
                 if not items:
                     self._forget_replayed_elsewhere(began)
+                    self._refused_items &= skipped  # the others went out, or another instance took them
                     return sent
                 for item in items:
-                    await self._hand_off(item)
+                    try:
+                        await self._hand_off(item)
+                    except MqttRefused as exc:
+                        skipped.add(item.item_id)
+                        self._refused_item(item, exc)
+                        continue
                     await self.outbox.outbox_delete([item.item_id])
                     sent += 1
+
+    def _refused_item(self, item: OutboxItem, exc: MqttRefused) -> None:
+        """An item the broker refuses (not authorized, too large) stays in the outbox, tried again each pass,
+        and is reported once; replaying in order stopped at it, and every billing event after it waited."""
+        if item.item_id in self._refused_items:
+            return
+        self._refused_items.add(item.item_id)
+        METRICS.inc(names.ERRORS, Kind="outbox_refused")
+        log.error("outbox item refused by the broker; kept, and the replay goes on without it",
+                  extra={"item_id": item.item_id, "topic": item.topic, "error": str(exc)})
 
     def _forget_replayed_elsewhere(self, began: int) -> None:
         """Items written before this pass began that it never met: another instance sharing the outbox replayed

@@ -38,6 +38,12 @@ class MqttUnavailable(ConnectionError):
     """The broker did not acknowledge in time, or the client is not connected."""
 
 
+class MqttRefused(MqttUnavailable):
+    """The broker answered no (a PUBACK reason code from 0x80), or awscrt found the packet invalid before sending
+    it (larger than the broker takes, or on IoT Core a topic over 256 bytes): unlike an outage, sending the same
+    again soon will not help."""
+
+
 def _tls_context(endpoint: MqttEndpoint) -> io.ClientTlsContext | None:
     if not endpoint.tls:
         return None
@@ -158,7 +164,13 @@ class MqttClient:
                 await self._halted.wait()
 
     def _send(self, packet: mqtt5.PublishPacket) -> Future[mqtt5.PublishCompletionData]:
-        crt_future: Future[mqtt5.PublishCompletionData] = self._client.publish(packet)
+        crt_future: Future[mqtt5.PublishCompletionData]
+        try:
+            crt_future = self._client.publish(packet)
+        except RuntimeError as exc:  # awscrt validates as it takes the packet: failed like any other publish
+            crt_future = Future()
+            crt_future.set_exception(MqttRefused(str(exc)))
+            return crt_future
         self._in_flight.add(crt_future)
         crt_future.add_done_callback(self._in_flight.discard)  # set.discard is atomic: safe from awscrt's thread
         return crt_future
@@ -311,11 +323,14 @@ class MqttClient:
 
 def _failure(crt_future: Future[mqtt5.PublishCompletionData]) -> MqttUnavailable | None:
     exc = crt_future.exception()
-    if exc is not None:
-        return MqttUnavailable(str(exc))
+    if isinstance(exc, MqttUnavailable):
+        return exc
+    if exc is not None:  # a packet over the broker's maximum size fails validation here, after the CONNACK
+        refused = "VALIDATION" in getattr(exc, "name", "")
+        return (MqttRefused if refused else MqttUnavailable)(str(exc))
     puback = crt_future.result().puback
     if puback is not None and puback.reason_code >= 0x80:
-        return MqttUnavailable(f"broker refused publish: {puback.reason_code!r}")
+        return MqttRefused(f"broker refused publish: {puback.reason_code!r}")
     return None
 
 

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import getpass
-import shutil
-import subprocess
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from pathlib import Path
@@ -18,10 +15,9 @@ from awscrt import mqtt5
 from adapter.bus import client as client_module
 from adapter.bus.client import MqttClient
 from adapter.bus.endpoint import parse_endpoint
-from adapter.local_broker import listening
 from adapter.observability import names
 from adapter.observability.metrics import METRICS
-from tests.conftest import Broker, MqttProbe, free_port
+from tests.conftest import Broker, MqttProbe, configured_mosquitto, free_port
 from tests.security.pki import Authority, Issued
 
 
@@ -61,20 +57,11 @@ def tls_broker(tmp_path: Path) -> Iterator[tuple[int, Authority, Issued]]:
     ca = Authority(tmp_path)
     server = ca.issue("127.0.0.1", server=True)
     port = free_port()
-    conf = tmp_path / "tls.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nuser {getpass.getuser()}\nallow_anonymous true\n"
-                    f"cafile {ca.ca_file}\ncertfile {server.cert}\nkeyfile {server.key}\nrequire_certificate true\n")
-    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    process = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 10
-        while not listening("127.0.0.1", port):
-            assert process.poll() is None and time.monotonic() < deadline, "mosquitto did not start"
-            time.sleep(0.05)
+    with configured_mosquitto(tmp_path / "tls.conf",
+                              f"listener {port} 127.0.0.1\nuser {getpass.getuser()}\nallow_anonymous true\n"
+                              f"cafile {ca.ca_file}\ncertfile {server.cert}\nkeyfile {server.key}\n"
+                              "require_certificate true\n", port):
         yield port, ca, ca.issue("adapter")
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 async def test_clients_of_one_endpoint_share_one_tls_context(tls_broker: tuple[int, Authority, Issued],
@@ -288,3 +275,28 @@ async def test_shared_mode_on_iot_core_warns_of_its_ceiling(caplog: pytest.LogCa
         "shared MQTT mode on AWS IoT Core: each connection may publish 100 messages a second and hold 50 "
         "subscriptions (3 per charger), so this process's pool carries at most 200 msg/s and 32 chargers; "
         "per-charger mode has no such ceiling"]
+
+
+async def test_a_packet_awscrt_refuses_fails_like_any_other_publish(tmp_path: Path) -> None:
+    """awscrt checks a packet as it takes it, and raised there (a wildcard in a topic; on IoT Core, a topic over
+    256 bytes): raised into a session, that failed the charger's message, and in the outbox replay it would
+    have ended the replay task. A packet over the broker's maximum size fails later, in validation too. Both
+    now fail as refused, which the outbox replay steps over instead of waiting as for an outage."""
+    port = free_port()
+    with configured_mosquitto(tmp_path / "small.conf", f"listener {port} 127.0.0.1\nallow_anonymous true\n"
+                                                       "max_packet_size 1000\n", port):
+        client = MqttClient(parse_endpoint(f"mqtt://127.0.0.1:{port}"), "refused-packet")
+        client.start()
+        failures: asyncio.Queue[Exception] = asyncio.Queue()
+        try:
+            await client.wait_connected(10)
+            with pytest.raises(client_module.MqttRefused, match="PUBLISH_OPTIONS_VALIDATION"):
+                await client.publish("bad/#", b"x")
+            with pytest.raises(client_module.MqttRefused, match="PACKET_VALIDATION"):
+                await client.publish("big/x", b"x" * 2000)
+            client.publish_nowait("bad/+", b"x", failures.put_nowait)
+            async with asyncio.timeout(10):
+                assert isinstance(await failures.get(), client_module.MqttRefused)
+            await client.publish("good/x", b"x")  # the client goes on
+        finally:
+            await client.stop()

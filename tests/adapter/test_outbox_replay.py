@@ -4,15 +4,19 @@ subscriber exactly once, and none is lost."""
 from __future__ import annotations
 
 import asyncio
+import getpass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
+from adapter.bus.client import MqttClient
+from adapter.bus.endpoint import parse_endpoint
 from adapter.store.base import OutboxItem
 from tests.adapter.events import T0, boot_16
-from tests.conftest import Broker, MqttProbe
+from tests.conftest import Broker, MqttProbe, configured_mosquitto, free_port
 
 PUBACK_TIMEOUT = 0.3
 OUTAGE = 3.0  # ten PUBACK timeouts: the replay used to queue one more copy after each
@@ -84,3 +88,41 @@ async def test_an_item_another_instance_replayed_is_forgotten_here(adapter_facto
         await store.outbox_delete([item.item_id])
     await bus.replay_outbox()
     assert item.item_id not in bus._earlier
+
+
+async def test_an_item_the_broker_refuses_does_not_hold_up_the_rest(adapter_factory: Any, tmp_path: Path,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
+    """The replay went in order and stopped at a failed item until it went out: one the broker refuses for good
+    (an ACL here, an IoT policy or the payload limit there) held every later billing event of the fleet. It
+    now stays in the outbox, tried again on each pass and reported once, and the rest goes out."""
+    port = free_port()
+    acl = tmp_path / "acl"
+    acl.write_text("topic deny ocpp/cpPoison/#\ntopic readwrite #\ntopic readwrite $aws/#\n")
+    conf = f"listener {port} 127.0.0.1\nuser {getpass.getuser()}\nallow_anonymous true\nacl_file {acl}\n"
+    with configured_mosquitto(tmp_path / "acl.conf", conf, port):
+        url = f"mqtt://127.0.0.1:{port}"
+        adapter = await adapter_factory(mqtt_url=url, local_shadow="off")
+        client = MqttClient(parse_endpoint(url), "refusal-probe")
+        probe = MqttProbe(client)
+        await probe.subscribe("ocpp/#")
+        client.start()
+        try:
+            await client.wait_connected(10)
+            store, bus = adapter.ctx.store, adapter.ctx.bus
+            for n, (item_id, charger) in enumerate([("ev-1", "cpA"), ("ev-poison", "cpPoison"), ("ev-2", "cpB")]):
+                body = orjson.dumps({"event_id": item_id, "type": "transaction_ended"})
+                await store.outbox_put(OutboxItem(item_id, f"ocpp/{charger}/transactions", body,
+                                                  datetime(2026, 12, 7, 0, 0, n, tzinfo=UTC)))
+            bus.outbox_wakeup.set()
+            await probe.wait_for(lambda t, b: b["event_id"] == "ev-2")
+            assert [b["event_id"] for b in probe.on("ocpp/#")] == ["ev-1", "ev-2"]
+            # One pass at a time: this one starts when the pass that sent ev-2 has deleted it.
+            assert await bus.replay_outbox() == 0, "tried again, refused again"
+            assert [item.item_id for item in await store.outbox_pending(10)] == ["ev-poison"]
+            reports = [r for r in caplog.records if r.getMessage().startswith("outbox item refused")]
+            assert [(r.item_id, r.topic) for r in reports] == [  # type: ignore[attr-defined]
+                ("ev-poison", "ocpp/cpPoison/transactions")], "reported once"
+            assert "135" in reports[0].error or "NOT_AUTHORIZED" in reports[0].error  # type: ignore[attr-defined]
+        finally:
+            await client.stop()
+            await adapter.shutdown()  # while its broker still runs
