@@ -18,8 +18,9 @@ def listening(host: str, port: int) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
-def config_text(port: int, data_dir: Path | None = None) -> str:
-    """Loopback only, anonymous, generous queues: a development broker, never an exposed one."""
+def config_text(port: int, data_dir: Path | None = None, extra: tuple[str, ...] = ()) -> str:
+    """Loopback only, anonymous, generous queues: a development broker, never an exposed one. ``extra`` lines
+    apply to its one listener too (TLS files, an ACL file, a packet size limit)."""
     lines = [
         f"listener {port} 127.0.0.1",
         f"user {getpass.getuser()}",  # stay the caller (not 'mosquitto') so it can write our data dir
@@ -30,7 +31,7 @@ def config_text(port: int, data_dir: Path | None = None) -> str:
     ]
     if data_dir is not None:
         lines += ["persistence true", f"persistence_location {data_dir}/"]
-    return "\n".join(lines) + "\n"
+    return "\n".join([*lines, *extra]) + "\n"
 
 
 @dataclass
@@ -48,13 +49,13 @@ class LocalBroker:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def start_mosquitto(port: int, data_dir: Path | None = None) -> LocalBroker:
+def start_mosquitto(port: int, data_dir: Path | None = None, extra: tuple[str, ...] = ()) -> LocalBroker:
     binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     if not Path(binary).exists():
         raise RuntimeError("mosquitto is not installed (the README's setup installs it)")
     workdir = Path(tempfile.mkdtemp(prefix="ocpp-mosquitto-"))
     conf = workdir / "mosquitto.conf"
-    conf.write_text(config_text(port, data_dir))
+    conf.write_text(config_text(port, data_dir, extra))
     # Its log goes to a file, never a pipe: a busy broker fills an unread pipe and then blocks on its next line.
     log_path = workdir / "mosquitto.log"
     with log_path.open("wb") as log_file:

@@ -5,10 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
 import socket
-import subprocess
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +20,7 @@ from adapter import config
 from adapter.bus.client import MqttClient
 from adapter.bus.endpoint import parse_endpoint
 from adapter.bus.topic_handlers import topic_matches
-from adapter.local_broker import LocalBroker, listening, start_mosquitto
+from adapter.local_broker import LocalBroker, start_mosquitto
 
 
 def free_port() -> int:
@@ -49,24 +46,6 @@ class Broker:
     def restart(self) -> None:
         self.stop()
         self.local = start_mosquitto(self.port, self.data_dir)
-
-
-@contextlib.contextmanager
-def configured_mosquitto(conf: Path, text: str, port: int) -> Iterator[None]:
-    """Mosquitto on ``port`` with the config ``text`` (written to ``conf``) for the time of the block. As root,
-    give ``user <you>``: it otherwise drops to a user that cannot read files in a test's directory."""
-    conf.write_text(text)
-    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    process = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 10
-        while not listening("127.0.0.1", port):
-            assert process.poll() is None and time.monotonic() < deadline, "mosquitto did not start"
-            time.sleep(0.05)
-        yield
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 @pytest.fixture

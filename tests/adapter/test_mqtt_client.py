@@ -4,7 +4,6 @@ mTLS, the clients of one endpoint share one TLS context."""
 from __future__ import annotations
 
 import asyncio
-import getpass
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from pathlib import Path
@@ -15,9 +14,10 @@ from awscrt import mqtt5
 from adapter.bus import client as client_module
 from adapter.bus.client import MqttClient
 from adapter.bus.endpoint import parse_endpoint
+from adapter.local_broker import start_mosquitto
 from adapter.observability import names
 from adapter.observability.metrics import METRICS
-from tests.conftest import Broker, MqttProbe, configured_mosquitto, free_port
+from tests.conftest import Broker, MqttProbe, free_port
 from tests.security.pki import Authority, Issued
 
 
@@ -57,11 +57,12 @@ def tls_broker(tmp_path: Path) -> Iterator[tuple[int, Authority, Issued]]:
     ca = Authority(tmp_path)
     server = ca.issue("127.0.0.1", server=True)
     port = free_port()
-    with configured_mosquitto(tmp_path / "tls.conf",
-                              f"listener {port} 127.0.0.1\nuser {getpass.getuser()}\nallow_anonymous true\n"
-                              f"cafile {ca.ca_file}\ncertfile {server.cert}\nkeyfile {server.key}\n"
-                              "require_certificate true\n", port):
+    broker = start_mosquitto(port, extra=(f"cafile {ca.ca_file}", f"certfile {server.cert}",
+                                          f"keyfile {server.key}", "require_certificate true"))
+    try:
         yield port, ca, ca.issue("adapter")
+    finally:
+        broker.stop()
 
 
 async def test_clients_of_one_endpoint_share_one_tls_context(tls_broker: tuple[int, Authority, Issued],
@@ -277,14 +278,14 @@ async def test_shared_mode_on_iot_core_warns_of_its_ceiling(caplog: pytest.LogCa
         "per-charger mode has no such ceiling"]
 
 
-async def test_a_packet_awscrt_refuses_fails_like_any_other_publish(tmp_path: Path) -> None:
+async def test_a_packet_awscrt_refuses_fails_like_any_other_publish() -> None:
     """awscrt checks a packet as it takes it, and raised there (a wildcard in a topic; on IoT Core, a topic over
     256 bytes): raised into a session, that failed the charger's message, and in the outbox replay it would
     have ended the replay task. A packet over the broker's maximum size fails later, in validation too. Both
     now fail as refused, which the outbox replay steps over instead of waiting as for an outage."""
     port = free_port()
-    with configured_mosquitto(tmp_path / "small.conf", f"listener {port} 127.0.0.1\nallow_anonymous true\n"
-                                                       "max_packet_size 1000\n", port):
+    broker = start_mosquitto(port, extra=("max_packet_size 1000",))
+    try:
         client = MqttClient(parse_endpoint(f"mqtt://127.0.0.1:{port}"), "refused-packet")
         client.start()
         failures: asyncio.Queue[Exception] = asyncio.Queue()
@@ -300,3 +301,5 @@ async def test_a_packet_awscrt_refuses_fails_like_any_other_publish(tmp_path: Pa
             await client.publish("good/x", b"x")  # the client goes on
         finally:
             await client.stop()
+    finally:
+        broker.stop()

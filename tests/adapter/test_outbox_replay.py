@@ -4,7 +4,6 @@ subscriber exactly once, and none is lost."""
 from __future__ import annotations
 
 import asyncio
-import getpass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,9 +13,10 @@ import pytest
 
 from adapter.bus.client import MqttClient
 from adapter.bus.endpoint import parse_endpoint
+from adapter.local_broker import start_mosquitto
 from adapter.store.base import OutboxItem
 from tests.adapter.events import T0, boot_16
-from tests.conftest import Broker, MqttProbe, configured_mosquitto, free_port
+from tests.conftest import Broker, MqttProbe, free_port
 
 PUBACK_TIMEOUT = 0.3
 OUTAGE = 3.0  # ten PUBACK timeouts: the replay used to queue one more copy after each
@@ -98,8 +98,8 @@ async def test_an_item_the_broker_refuses_does_not_hold_up_the_rest(adapter_fact
     port = free_port()
     acl = tmp_path / "acl"
     acl.write_text("topic deny ocpp/cpPoison/#\ntopic readwrite #\ntopic readwrite $aws/#\n")
-    conf = f"listener {port} 127.0.0.1\nuser {getpass.getuser()}\nallow_anonymous true\nacl_file {acl}\n"
-    with configured_mosquitto(tmp_path / "acl.conf", conf, port):
+    broker = start_mosquitto(port, extra=(f"acl_file {acl}",))
+    try:
         url = f"mqtt://127.0.0.1:{port}"
         adapter = await adapter_factory(mqtt_url=url, local_shadow="off")
         client = MqttClient(parse_endpoint(url), "refusal-probe")
@@ -126,3 +126,5 @@ async def test_an_item_the_broker_refuses_does_not_hold_up_the_rest(adapter_fact
         finally:
             await client.stop()
             await adapter.shutdown()  # while its broker still runs
+    finally:
+        broker.stop()
