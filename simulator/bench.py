@@ -402,6 +402,8 @@ def markdown(report: Report) -> str:
         " Mosquitto, the adapter and the simulator"
         " (and whatever else runs on the machine) share the same cores, so every figure is a floor for what"
         " the adapter does on a machine of its own.",
+        *([] if one_process else ["", "One adapter process against its own targets (5,000 msg/s, 5,000 chargers"
+                                      " held): [benchmarks-one-process.md](benchmarks-one-process.md)."]),
         "",
         "## Headline figures",
         "",

@@ -16,15 +16,16 @@ log = logging.getLogger(__name__)
 
 
 class MqttDelegate:
-    """Request on ``ocpp/{cp}/delegate/{Action}``; reply on ``delegate/v1/{cp}/{request_id}``."""
+    """Request on ``ocpp/{cp}/delegate/{Action}``; reply on ``delegate/v1/{adapter_id}/{cp}/{request_id}``."""
 
-    def __init__(self, client: MqttClient, topics: Topics) -> None:
+    def __init__(self, client: MqttClient, topics: Topics, adapter_id: str) -> None:
         self._client = client
         self._topics = topics
+        self._adapter_id = adapter_id
         self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
 
     async def start(self) -> None:
-        await self._client.subscribe({self._topics.delegate_replies_of("+"): self._on_reply})
+        await self._client.subscribe({self._topics.delegate_replies_to(self._adapter_id): self._on_reply})
 
     def _on_reply(self, topic: str, payload: bytes) -> None:
         future = self._waiting.get(topic.rsplit("/", 1)[-1])
@@ -45,7 +46,7 @@ class MqttDelegate:
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiting[request_id] = future
         body = {"request_id": request_id, "charger_id": charger_id, "action": action, "payload": payload,
-                "reply_topic": f"{self._topics.delegate_reply_root}/{charger_id}/{request_id}"}
+                "reply_topic": self._topics.delegate_reply(self._adapter_id, charger_id, request_id)}
         try:
             async with asyncio.timeout(timeout):
                 await self._client.publish(self._topics.delegate_request(charger_id, action), orjson.dumps(body))

@@ -47,8 +47,12 @@ class Topics:
     def delegate_request(self, cp: str, action: str) -> str:
         return self.event(cp, f"delegate/{action}")
 
-    def delegate_replies_of(self, cp: str) -> str:
-        return f"{self.delegate_reply_root}/{cp}/+"
+    def delegate_reply(self, adapter_id: str, cp: str, request_id: str) -> str:
+        """Under the asking instance: each hears only its own replies, not every instance's."""
+        return f"{self.delegate_reply_root}/{adapter_id}/{cp}/{request_id}"
+
+    def delegate_replies_to(self, adapter_id: str) -> str:
+        return self.delegate_reply(adapter_id, "+", "+")
 
     def parse_request(self, topic: str) -> tuple[str, str, str, str] | None:
         """(charger, namespace, request id, operation) of a request topic, or None if it isn't one."""

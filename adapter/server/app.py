@@ -73,7 +73,7 @@ class Adapter:
         await bus.start()
         delegate = None
         if s.auth_policy == AuthPolicy.DELEGATE or s.delegate_data_transfer:
-            delegate = MqttDelegate(bus.control, bus.topics)
+            delegate = MqttDelegate(bus.control, bus.topics, bus.adapter_id)
             await delegate.start()
         policy = CsmsPolicy(heartbeat_interval=s.heartbeat_interval, boot=BootPolicy(s.boot_policy),
                             auth=AuthPolicy(s.auth_policy), delegate_data_transfer=s.delegate_data_transfer,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from adapter.bus.topic_handlers import topic_matches
+from adapter.bus.topics import Topics
 from adapter.store.base import IdTokenRecord
 from tests.adapter.events import TOKEN_201, boot_2x, boot_16, check_event
 from tests.conftest import MqttProbe
@@ -116,6 +118,9 @@ async def test_delegated_authorization_with_deadline_and_fallback(adapter_factor
     async def back_end() -> None:
         body = await probe.next_on("ocpp/cpG/delegate/Authorize")
         assert body["payload"] == {"id_token": "TAG1", "token_type": "ISO14443"}
+        # Under the asking instance: with a wildcard over all of them, every instance heard every reply.
+        assert body["reply_topic"] == f"delegate/v1/test-adapter/cpG/{body['request_id']}"
+        assert not topic_matches(Topics().delegate_replies_to("test-adapter-w1"), body["reply_topic"])
         await probe.publish(body["reply_topic"], {"status": "Accepted"})
 
     answering = asyncio.create_task(back_end())

@@ -29,6 +29,7 @@ def test_the_bench_starts_everything_and_writes_its_report(tmp_path: Path) -> No
     assert "## End-to-end throughput ramp: no-parsing relay (the ceiling)" in text
     assert text.startswith("# Benchmarks: one adapter process\n")
     assert "(for the hold, `--mqtt-mode per-charger` added);" in text
+    assert "benchmarks-one-process.md" not in text
     assert "| Concurrent chargers held by one adapter | 5,000 in per-charger mode, 0 unexpected" in text
     saved = json.loads(data.read_text())
     assert saved["core_reference_ms"] > 0
@@ -41,6 +42,7 @@ def test_the_bench_starts_everything_and_writes_its_report(tmp_path: Path) -> No
     assert fleet.startswith("# Benchmarks\n")
     assert "| Concurrent chargers held by one adapter | 20,000 for 10 min, 0 unexpected" in fleet
     assert "sum(range(10**6))" not in fleet
+    assert "[benchmarks-one-process.md](benchmarks-one-process.md)" in fleet, "the fleet report points to it"
 
 
 def _children(pid: int) -> list[int]:
