@@ -205,7 +205,7 @@ class MqttClient:
         """Subscribe again to what was held, until done or this connection is lost (the next one restores it
         all): a SUBSCRIBE can fail with the link up (an acknowledgement timeout, a broker's subscribe quota),
         and a client left unusable would hold every session on it from announcing its charger."""
-        if connection != self._connection or not self.connected or self._stopped:
+        if not self._current(connection):
             return
         held = set(self._handlers)
         filters = [f for f in filters if f in held]  # not those unsubscribed since
@@ -217,8 +217,14 @@ class MqttClient:
             self._hop.call(self._restored_on_loop, filters, connection, attempt, future)
         self._send_subscribe(filters).add_done_callback(done)
 
+    def _current(self, connection: int) -> bool:
+        """Still the connection a restore was made for: not lost since, and the client not stopping."""
+        return connection == self._connection and self.connected and not self._stopped
+
     def _restored_on_loop(self, filters: list[str], connection: int, attempt: int,
                           future: Future[mqtt5.SubackPacket]) -> None:
+        if not self._current(connection):  # failed with the link or the client: the next connection restores
+            return
         error = future.exception()
         retry = filters if error is not None else self._refused(filters, future.result(), _TRANSIENT)
         if not retry:

@@ -159,6 +159,31 @@ async def test_a_failed_restore_is_tried_again_on_the_same_connection(
         await client.stop()
 
 
+async def test_a_restore_cut_short_by_stop_is_not_reported(mosquitto: Broker,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    """A session replaced while its per-charger client was still subscribing stops that client, and the
+    SUBSCRIBE fails with it: that is no failure to report or retry (the suite's one "not restored" warning)."""
+    client = MqttClient(parse_endpoint(mosquitto.url), "stopped-restorer")
+    await client.subscribe({"cut/x": lambda t, p: None})
+    held: Future[mqtt5.SubackPacket] = Future()
+    restoring = asyncio.Event()
+
+    def send(filters: list[str]) -> Future[mqtt5.SubackPacket]:
+        restoring.set()
+        return held
+    client._send_subscribe = send  # type: ignore[method-assign]
+    client.start()
+    async with asyncio.timeout(10):
+        await restoring.wait()
+    await client.stop()
+    held.set_exception(RuntimeError("AWS_ERROR_MQTT5_OPERATION_FAILED_DUE_TO_OFFLINE_QUEUE_POLICY"))
+    handled = asyncio.Event()
+    client._hop.call(handled.set)  # after the SUBSCRIBE's outcome, which the same hop carries
+    async with asyncio.timeout(10):
+        await handled.wait()
+    assert [r for r in caplog.records if "not restored" in r.getMessage()] == []
+
+
 async def test_a_refused_subscription_is_logged_and_the_rest_is_live(
         mosquitto: Broker, probe: MqttProbe, caplog: pytest.LogCaptureFixture) -> None:
     """Trying again cannot help a filter the broker is not allowed to grant (an IoT policy that does not list
