@@ -312,7 +312,11 @@ class Bus:
             task.add_done_callback(self._tasks.remove)
 
     async def _replay_loop(self) -> None:
+        """Runs for the life of the bus: a pass that fails is tried again a second later, whatever failed. A
+        store error (a replica set failover, a locked database) used to end this task, and with it every
+        replay until the process restarted."""
         self.outbox_wakeup.set()  # leftovers from a previous run
+        store_failing = False
         while True:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(30.0):
@@ -320,9 +324,17 @@ class Bus:
             self.outbox_wakeup.clear()
             try:
                 await self.replay_outbox()
-            except MqttUnavailable:  # refused, or not PUBACKed within awscrt's ack timeout while connected
-                await asyncio.sleep(1.0)
-                self.outbox_wakeup.set()
+                store_failing = False
+                continue
+            except MqttUnavailable:  # not PUBACKed within awscrt's ack timeout while connected
+                pass
+            except Exception:
+                if not store_failing:  # once per episode: a store that is down fails every second
+                    METRICS.inc(names.ERRORS, Kind="outbox_replay")
+                    log.warning("outbox replay failed; trying again every second", exc_info=True)
+                store_failing = True
+            await asyncio.sleep(1.0)
+            self.outbox_wakeup.set()
 
     async def to_outbox(self, item: OutboxItem, publish: asyncio.Future[None]) -> None:
         """Write an event whose PUBACK is late. Its ``publish`` may still reach the broker (awscrt queues it

@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 import pytest
+from pymongo.errors import AutoReconnect
 
 from adapter.bus.client import MqttClient
 from adapter.bus.endpoint import parse_endpoint
@@ -128,3 +129,29 @@ async def test_an_item_the_broker_refuses_does_not_hold_up_the_rest(adapter_fact
             await adapter.shutdown()  # while its broker still runs
     finally:
         broker.stop()
+
+
+async def test_the_replay_outlives_a_store_error(adapter_factory: Any, probe: MqttProbe,
+                                                 monkeypatch: pytest.MonkeyPatch,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    """A store error in the replay (a MongoDB failover, a locked SQLite file) ended the replay task: nothing
+    in the outbox went out again until the process restarted. The pass is now tried again."""
+    adapter = await adapter_factory()
+    await probe.subscribe("ocpp/#")
+    store = adapter.ctx.store
+    pending = store.outbox_pending
+    failures = [AutoReconnect("primary stepped down"), AutoReconnect("no primary yet")]
+
+    async def failing_twice(limit: int) -> list[OutboxItem]:
+        if failures:
+            raise failures.pop(0)
+        return await pending(limit)
+    monkeypatch.setattr(store, "outbox_pending", failing_twice)
+    body = {"event_id": "ev-after-failover", "type": "transaction_ended"}
+    await store.outbox_put(OutboxItem("ev-after-failover", "ocpp/cpF/transactions", orjson.dumps(body),
+                                      datetime.now(UTC)))
+    adapter.ctx.bus.outbox_wakeup.set()
+    await probe.wait_for(lambda t, b: b["event_id"] == "ev-after-failover")
+    assert failures == []
+    assert [r.getMessage() for r in caplog.records if "outbox replay failed" in r.getMessage()] == [
+        "outbox replay failed; trying again every second"], "once for the episode"
