@@ -21,8 +21,6 @@ from simulator.mqtt import Mqtt
 from simulator.requests import requests_for
 from simulator.stats import Histogram
 
-STATUSES = ("ok", "call_error", "timeout", "not_connected", "invalid_request")
-
 
 class Backend:
     def __init__(self, namespace: str = "DEFAULT") -> None:

@@ -27,6 +27,7 @@ class RequestStatus:
     TIMEOUT = "timeout"
     NOT_CONNECTED = "not_connected"
     INVALID_REQUEST = "invalid_request"
+    ADAPTER_ERROR = "adapter_error"  # the adapter failed serving it; whether the charger acted is unknown
 
 
 @dataclass(slots=True)

@@ -403,45 +403,55 @@ class ChargerSession:
                            error={"code": "QueueFull", "description": "too many requests queued for this charger"})
 
     async def _request_worker(self) -> None:
-        loop = asyncio.get_running_loop()
+        """Serves the queue for the life of the session: a request that fails inside the adapter is answered
+        ``adapter_error`` and the next one is served, so one bad request never strands those behind it."""
         while True:
             request = await self._requests.get()
-            remaining = request.deadline - loop.time()
-            if remaining <= 0:
-                self._complete(request, RequestStatus.TIMEOUT, error={"description": "deadline passed in queue"})
-                continue
-            password = password_change.new_password(request.operation, request.payload)
-            digest = None if password is None else await asyncio.to_thread(hash_password, password)
-            message_id, text = self.conn.start_call(request.operation, request.payload, validated=True)
-            self.state.sent(request.operation, request.payload)
-            self._pending = loop.create_future()
             try:
-                async with asyncio.timeout_at(request.deadline):  # also a write a full TCP window holds up
-                    await self.ws.send(text)
-                    self._audit_frame("out", 2, message_id, request.operation, text if password is None else dumps(
-                        Call(message_id, request.operation, password_change.redacted(request.operation,
-                                                                                     request.payload))))
-                    answer = await self._pending
-            except TimeoutError:
-                self.conn.abandon_call(message_id)
-                self._complete(request, RequestStatus.TIMEOUT,
-                               error={"description": "charger did not answer in time"})
-                continue
-            except (ConnectionClosed, asyncio.CancelledError):
-                self.conn.abandon_call(message_id)
-                self._complete(request, RequestStatus.NOT_CONNECTED,
-                               error={"description": "charger disconnected"})
+                await self._serve(request)
+            except (ConnectionClosed, asyncio.CancelledError):  # also while the new password was being hashed
+                self._complete(request, RequestStatus.NOT_CONNECTED, error={"description": "charger disconnected"})
                 raise
-            finally:
-                self._pending = None
-            METRICS.observe(names.REQUEST_LATENCY_MS, (loop.time() - request.received) * 1000.0)
-            if isinstance(answer, IncomingResult):
-                if digest is not None and password_change.accepted(request.operation, answer.payload):
-                    self.ctx.spawn(self._store_password(digest))
-                self._complete(request, RequestStatus.OK, payload=answer.payload)
-            else:
-                self._complete(request, RequestStatus.CALL_ERROR, error={
-                    "code": answer.code, "description": answer.description, "details": answer.details})
+            except Exception as exc:
+                METRICS.inc(names.ERRORS, Kind="request")
+                log.exception("back-end request failed in the adapter",
+                              extra={**self._log_extra, "operation": request.operation,
+                                     "request_id": request.request_id})
+                self._complete(request, RequestStatus.ADAPTER_ERROR, error={
+                    "code": "InternalError", "description": f"the adapter failed serving this request: {exc!r}"})
+
+    async def _serve(self, request: BackendRequest) -> None:
+        loop = asyncio.get_running_loop()
+        remaining = request.deadline - loop.time()
+        if remaining <= 0:
+            self._complete(request, RequestStatus.TIMEOUT, error={"description": "deadline passed in queue"})
+            return
+        password = password_change.new_password(request.operation, request.payload)
+        digest = None if password is None else await asyncio.to_thread(hash_password, password)
+        message_id, text = self.conn.start_call(request.operation, request.payload, validated=True)
+        self._pending = loop.create_future()
+        try:
+            self.state.sent(request.operation, request.payload)
+            async with asyncio.timeout_at(request.deadline):  # also a write a full TCP window holds up
+                await self.ws.send(text)
+                self._audit_frame("out", 2, message_id, request.operation, text if password is None else dumps(
+                    Call(message_id, request.operation, password_change.redacted(request.operation,
+                                                                                 request.payload))))
+                answer = await self._pending
+        except TimeoutError:
+            self._complete(request, RequestStatus.TIMEOUT, error={"description": "charger did not answer in time"})
+            return
+        finally:  # unanswered for whatever reason: a late answer is unmatched, and the next request may go
+            self.conn.abandon_call(message_id)
+            self._pending = None
+        METRICS.observe(names.REQUEST_LATENCY_MS, (loop.time() - request.received) * 1000.0)
+        if isinstance(answer, IncomingResult):
+            if digest is not None and password_change.accepted(request.operation, answer.payload):
+                self.ctx.spawn(self._store_password(digest))
+            self._complete(request, RequestStatus.OK, payload=answer.payload)
+        else:
+            self._complete(request, RequestStatus.CALL_ERROR, error={
+                "code": answer.code, "description": answer.description, "details": answer.details})
 
     async def _store_password(self, digest: str) -> None:
         """The charger took a new password and reconnects with it (hashed before it was sent, so this is

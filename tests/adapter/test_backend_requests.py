@@ -208,3 +208,57 @@ async def test_a_slow_answer_never_stops_reading(adapter_factory: Any, probe: Mq
     assert response["status"] == "ok"
     assert not authorize.done(), "the request completed while the Authorize answer was still pending"
     assert (await authorize)[2]["idTagInfo"]["status"] == "Invalid"
+
+
+async def test_a_request_the_adapter_fails_on_is_answered_and_the_next_one_served(
+        adapter: Any, probe: MqttProbe, connect: Any, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A failure inside the adapter before the CALL went out: answered adapter_error, logged once, and the
+    queue goes on (the worker used to end, stranding every later request until the charger reconnected)."""
+    cp = await booted(connect, "cpFail")
+    await subscribed(probe, adapter, "cpFail")
+    state_type = type(adapter.ctx.sessions["cpFail"].state)
+    real_sent = state_type.sent
+
+    def fails_once(state: Any, operation: str, payload: dict[str, Any]) -> None:
+        monkeypatch.setattr(state_type, "sent", real_sent)
+        raise RuntimeError("bookkeeping bug")
+    monkeypatch.setattr(state_type, "sent", fails_once)
+    failed = await request(probe, "cpFail", "f1", "Reset", {"type": "Soft"})
+    assert failed["status"] == "adapter_error" and failed["payload"] is None
+    assert failed["error"]["code"] == "InternalError" and "bookkeeping bug" in failed["error"]["description"]
+    assert [r.getMessage() for r in caplog.records if "failed in the adapter" in r.getMessage()] == [
+        "back-end request failed in the adapter"]
+    follow = asyncio.create_task(request(probe, "cpFail", "f2", "ClearCache", {}))
+    frame = await cp.next_call()
+    assert frame[2] == "ClearCache", "the failed request never reached the charger"
+    await cp.answer(frame, {"status": "Accepted"})
+    assert (await follow)["status"] == "ok"
+
+
+async def test_a_failure_after_the_call_went_out_frees_the_connection_for_the_next_request(
+        adapter: Any, probe: MqttProbe, connect: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The charger got the CALL, but the adapter failed before its answer: the CALL is given up, so the
+    charger's late answer is dropped and the next request is not refused as 'a call in progress'."""
+    cp = await booted(connect, "cpFail2")
+    await subscribed(probe, adapter, "cpFail2")
+    session = adapter.ctx.sessions["cpFail2"]
+    real_audit = session._audit_frame
+
+    def audit_fails_once(direction: str, mtype: int, *args: Any) -> None:
+        if (direction, mtype) == ("out", 2):
+            monkeypatch.setattr(session, "_audit_frame", real_audit)
+            raise OSError("audit disk full")
+        real_audit(direction, mtype, *args)
+    monkeypatch.setattr(session, "_audit_frame", audit_fails_once)
+    failed = await request(probe, "cpFail2", "g1", "Reset", {"type": "Soft"})
+    assert (failed["status"], failed["error"]["code"]) == ("adapter_error", "InternalError")
+    first = await cp.next_call()
+    await cp.answer(first, {"status": "Accepted"})  # too late: unmatched, dropped
+    follow = asyncio.create_task(request(probe, "cpFail2", "g2", "ClearCache", {}))
+    second = await cp.next_call()
+    assert second[2] == "ClearCache"
+    await cp.answer(second, {"status": "Accepted"})
+    response = await follow
+    assert (response["status"], response["payload"]) == ("ok", {"status": "Accepted"})
+    assert probe.on("res/v1/cpFail2/DEFAULT/g1/#") == [], "exactly one response to the failed request"
