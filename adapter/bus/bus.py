@@ -21,6 +21,7 @@ import orjson
 
 from adapter.bus.client import MqttClient, MqttRefused, MqttUnavailable
 from adapter.bus.endpoint import MqttEndpoint
+from adapter.bus.lifecycle import ADAPTER_LOST, Claim, claim_of, disconnected, lost
 from adapter.bus.nodelay import NodelayScheduler, NodelaySetter
 from adapter.bus.topic_handlers import MessageHandler
 from adapter.bus.topics import Topics
@@ -140,7 +141,8 @@ class Bus:
         self._replay_outbox = replay_outbox
         self._pool: list[MqttClient] = []
         self._control: MqttClient | None = None
-        self._holders: dict[str, str] = {}  # charger id -> adapter id holding it, from lifecycle events
+        self._holders: dict[str, Claim] = {}  # charger id -> its last connected event's claim
+        self._online: set[str] = set()  # adapter ids whose status says online
         # adapter ids whose status says offline (a crash leaves its claims behind) -> when heard, and whether
         # its status is a retained Will that nobody else will clear
         self._gone: dict[str, tuple[float, bool]] = {}
@@ -253,19 +255,21 @@ class Bus:
 
     def holder_of(self, charger_id: str) -> str | None:
         """The instance holding the charger by its last lifecycle event, unless that instance is gone."""
-        holder = self._holders.get(charger_id)
-        return None if holder in self._gone else holder
+        claim = self._holders.get(charger_id)
+        return None if claim is None or claim.holder in self._gone else claim.holder
 
     def _on_lifecycle(self, topic: str, payload: bytes) -> None:
         try:
             event = orjson.loads(payload)
             cp, data, holder = event["charger_id"], event["data"], event["adapter_id"]
-        except (orjson.JSONDecodeError, KeyError, TypeError):
-            log.warning("ignoring malformed lifecycle event", extra={"topic": topic})
+            claim = claim_of(event) if data.get("event") == "connected" else None
+        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+            if payload:  # empty: a retained lifecycle being cleared
+                log.warning("ignoring malformed lifecycle event", extra={"topic": topic})
             return
-        if data.get("event") == "connected":
-            self._holders[cp] = holder
-        elif self._holders.get(cp) == holder:
+        if claim is not None:
+            self._holders[cp] = claim
+        elif (known := self._holders.get(cp)) is not None and known.holder == holder:
             del self._holders[cp]
         if self.on_lifecycle is not None:
             self.on_lifecycle(cp, holder, data)
@@ -279,8 +283,11 @@ class Bus:
                 log.warning("ignoring malformed adapter status", extra={"topic": topic})
             return
         if online:
+            self._online.add(adapter_id)
             self._gone.pop(adapter_id, None)
-        elif adapter_id not in self._gone:
+            return
+        self._online.discard(adapter_id)
+        if adapter_id not in self._gone:
             self._gone[adapter_id] = (asyncio.get_running_loop().time(), status.get("reason") != "stopped")
 
     async def _sweep_loop(self) -> None:
@@ -294,16 +301,41 @@ class Bus:
         start). While a charger's last claim still names the instance, the Will stays: it is what tells every
         instance, and every one started later, that nobody holds that charger. Each instance clears the same
         Will (an idempotent empty retained publish); clearing one that has just said online again is harmless,
-        since an instance without a status counts as live."""
+        since an instance without a status counts as live.
+
+        Chargers that have not come back by then get their lost session ended in the gone instance's name (see
+        ``_end_lost_sessions``), so the Will goes at the next sweep."""
         now = asyncio.get_running_loop().time()
-        holding = set(self._holders.values())
+        held: dict[str, list[tuple[str, Claim]]] = {}
+        for cp, claim in self._holders.items():
+            held.setdefault(claim.holder, []).append((cp, claim))
         for adapter_id, (heard, retained) in list(self._gone.items()):
-            if heard + self.status_grace_s > now or adapter_id in holding or adapter_id == self.adapter_id:
+            if heard + self.status_grace_s > now or adapter_id == self.adapter_id:
+                continue
+            if adapter_id in held:
+                if self._speaks_for_the_gone():
+                    self._end_lost_sessions(held[adapter_id])
                 continue
             del self._gone[adapter_id]
             if retained:
                 log.info("clearing the status of an instance that went offline", extra={"adapter": adapter_id})
                 self.control.publish_nowait(self.status_topic(adapter_id), b"", _log_failure, retain=True)
+
+    def _speaks_for_the_gone(self) -> bool:
+        """One live instance speaks (the least id it knows online), so a fleet does not repeat every event."""
+        return self.adapter_id == min(self._online | {self.adapter_id})
+
+    def _end_lost_sessions(self, sessions: list[tuple[str, Claim]]) -> None:
+        """A charger still claimed by a gone instance a grace period later is not connected: its retained
+        lifecycle and shadow said ``connected`` for good, so dashboards showed it online while nobody held it. A
+        session alive after all (its instance was only cut off) says ``connected`` again when it hears this."""
+        log.info("ending the sessions of an instance that went offline",
+                 extra={"adapter": sessions[0][1].holder, "chargers": len(sessions)})
+        for cp, claim in sessions:
+            del self._holders[cp]  # not spoken for again at the next sweep, and the Will may then go
+            self.control.publish_nowait(self.topics.lifecycle_of(cp), lost(cp, claim), _log_failure, retain=True)
+            report = {"state": {"reported": {"connection": disconnected(ADAPTER_LOST, None)}}}
+            self.control.publish_nowait(self.topics.shadow_update(cp), orjson.dumps(report), _log_failure)
 
     def _on_any_request(self, topic: str, payload: bytes) -> None:
         if self.on_orphan_request is not None:

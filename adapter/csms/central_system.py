@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from adapter.csms.authorization import Delegate, TokenLookup, decide
 from adapter.csms.policy import BootPolicy, CsmsPolicy
 from adapter.normalize.transactions import TransactionBook
 from adapter.ocpp.errors import ErrorKind, OcppError
-from adapter.ocpp.timestamps import parse_timestamp
+from adapter.ocpp.timestamps import now_iso, parse_timestamp
 from adapter.ocpp.versions import Version
 from adapter.store.base import TransactionRecord, transaction_key
 from adapter.store.records import utc_ms
@@ -79,10 +78,6 @@ class SessionState:
         if previous.version is not self.version:
             return self
         return SessionState(self.charger_id, self.version, previous.boot_status, previous.book)
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class CentralSystem:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 
 def parse_timestamp(text: str) -> datetime:
     """RFC 3339 allows a lowercase ``t`` and ``z``, which the schemas' date-time check passes and Python's
     ``fromisoformat`` refuses. Raises ValueError for what it still cannot read (a leap second)."""
     return datetime.fromisoformat(text.upper())
+
+
+def now_iso() -> str:
+    """Now, as the envelope and the answers to chargers write it: UTC, milliseconds, ``Z``."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

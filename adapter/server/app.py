@@ -16,6 +16,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from adapter.bus.bus import Bus, MqttMode
 from adapter.bus.delegate import MqttDelegate
 from adapter.bus.endpoint import parse_endpoint
+from adapter.bus.lifecycle import ADAPTER_LOST
 from adapter.bus.local_shadow import LocalShadowService
 from adapter.bus.topics import Topics
 from adapter.config import Settings
@@ -187,10 +188,16 @@ class Adapter:
             METRICS.set_gauge(names.ACTIVE_CONNECTIONS, len(ctx.sessions))
 
     def _on_lifecycle(self, cp: str, holder: str, data: dict[str, object]) -> None:
-        """Another instance now holds this charger: the session here is stale."""
+        """Another instance now holds this charger: the session here is stale. Or a live instance has declared
+        a charger held here lost: the session here says it is connected again."""
         ctx = self.ctx
         session = ctx.sessions.get(cp) if ctx else None
-        if session is None or holder == self.settings.adapter_id or data.get("event") != "connected":
+        if session is None:
+            return
+        if data.get("event") == "disconnected" and data.get("reason") == ADAPTER_LOST:
+            session.declared_lost()
+            return
+        if holder == self.settings.adapter_id or data.get("event") != "connected":
             return
         log.info("charger connected to another adapter; closing stale session",
                  extra={"charger_id": cp, "holder": holder})

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from adapter.ocpp.errors import OcppError
+from adapter.ocpp.timestamps import now_iso
 from adapter.ocpp.validation import validate
 from adapter.ocpp.versions import Version, backend_actions
 from adapter.security import password_change
@@ -95,7 +95,7 @@ def response_body(charger_id: str, namespace: str, request_id: str, operation: s
     body: dict[str, Any] = {
         "charger_id": charger_id, "namespace": namespace, "request_id": request_id, "operation": operation,
         "status": status, "payload": payload, "error": error,
-        "responded_at": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "responded_at": now_iso(),
     }
     if warnings:
         body["warnings"] = warnings

@@ -20,7 +20,8 @@ from websockets.exceptions import ConnectionClosed
 
 from adapter.bus.bus import Link
 from adapter.bus.envelope import Origin, encode, envelope
-from adapter.csms.central_system import SessionState, now_iso
+from adapter.bus.lifecycle import disconnected, lifecycle_event
+from adapter.csms.central_system import SessionState
 from adapter.normalize.canonical import normalize
 from adapter.normalize.events import EventDraft
 from adapter.normalize.transactions import OpenTransaction, continued_transaction
@@ -36,7 +37,7 @@ from adapter.ocpp.connection import (
 )
 from adapter.ocpp.errors import ErrorKind, OcppError
 from adapter.ocpp.frames import Call, dumps
-from adapter.ocpp.timestamps import parse_timestamp
+from adapter.ocpp.timestamps import now_iso, parse_timestamp
 from adapter.security import password_change
 from adapter.security.passwords import hash_password
 from adapter.server import requests
@@ -112,11 +113,22 @@ class ChargerSession:
         document asked for then would be missed. Reading the charger does not wait for this."""
         await self.link.client.wait_connected(None)
         self._announced = True
-        self._lifecycle("connected", "connected", None)
+        self._say_connected()
+        self._catch_up_desired()
+
+    def _say_connected(self, occasion: str = "") -> None:
+        self._lifecycle("connected", "connected", None, occasion=occasion)
         self.shadow.report({"connection": {"state": "connected", "ocpp_version": self.version.value,
                                            "adapter_id": self.ctx.adapter_id, "since": now_iso(),
                                            "remote_address": self.remote}})
-        self._catch_up_desired()
+
+    def declared_lost(self) -> None:
+        """A live instance ended a session of this charger for the record, its holder seeming gone (this instance
+        was cut off from the broker, or the charger came here just then): it is here, so say so again, under a
+        new event id that consumers' de-duplication will not drop."""
+        if self._announced and not self.closing:
+            log.info("charger declared lost elsewhere; announcing it again", extra=self._log_extra)
+            self._say_connected(f"/{now_iso()}")
 
     async def _finish(self) -> None:
         self.closing = True  # from here a request is answered not_connected at once, never queued unserved
@@ -131,8 +143,7 @@ class ChargerSession:
             self._lifecycle("disconnected", reason or "taken over", code, retain=False)
         else:
             self._lifecycle("disconnected", reason or "connection closed", code)
-            self.shadow.report({"connection": {"state": "disconnected", "reason": reason, "close_code": code,
-                                               "since": now_iso()}})
+            self.shadow.report({"connection": disconnected(reason, code)})
         self.ctx.spawn(self.ctx.store.close_connection(self.session_id, datetime.now(UTC), code, reason))
         await self.link.close()
         self.finished.set()
@@ -148,17 +159,11 @@ class ChargerSession:
             self._desired_requested = True
             self.shadow.request_document(self.ctx.bus.topics.shadow_get(self.charger_id), self)
 
-    def _lifecycle(self, event: str, reason: str | None, code: int | None, *, retain: bool = True) -> None:
-        topics = self.ctx.bus.topics
-        draft = EventDraft("lifecycle", "lifecycle", {"event": event, "reason": reason,
-                                                      "session_id": self.session_id,
-                                                      "remote_address": self.remote, "close_code": code})
-        origin = self._origin(f"{self.session_id}/{event}".encode())
-        self.link.publish_nowait(topics.lifecycle_of(self.charger_id), encode(envelope(draft, origin, 0, [])),
-                                 retain=retain)
-
-    def _origin(self, source: bytes) -> Origin:
-        return Origin(self.charger_id, self.version.value, self.ctx.adapter_id, now_iso(), source)
+    def _lifecycle(self, event: str, reason: str | None, code: int | None, *, retain: bool = True,
+                   occasion: str = "") -> None:
+        payload = lifecycle_event(self.charger_id, self.version.value, self.ctx.adapter_id, self.session_id, event,
+                                  reason, self.remote, code, occasion)
+        self.link.publish_nowait(self.ctx.bus.topics.lifecycle_of(self.charger_id), payload, retain=retain)
 
     # ---- reading ---------------------------------------------------------------------------------------------
     async def _read_loop(self) -> None:

@@ -16,6 +16,7 @@ import websockets
 
 from adapter.bus.client import MqttClient
 from adapter.bus.endpoint import parse_endpoint
+from adapter.bus.lifecycle import claim_of, lifecycle_event, lost
 from tests.adapter.events import boot_16
 from tests.adapter.test_process import ROOT, wait_listening
 from tests.conftest import Broker, MqttProbe, free_port
@@ -73,6 +74,11 @@ async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
             if condition():
                 return
             await asyncio.sleep(0.02)
+
+
+def claim(cp: str, holder: str, session_id: str = "s-1") -> bytes:
+    """A charger's retained lifecycle event naming the instance that holds it."""
+    return lifecycle_event(cp, "1.6", holder, session_id, "connected", "connected", "10.0.0.9:4711", None)
 
 
 def is_status(adapter_id: str, status: str, reason: str | None = None) -> Callable[[str, Any], bool]:
@@ -139,9 +145,6 @@ async def test_an_instance_started_after_a_crash_knows_the_crashed_one_holds_not
     def status(value: str) -> bytes:
         return orjson.dumps({"adapter_id": "ghost", "status": value, "reason": "test"})
 
-    def claim(cp: str, holder: str) -> bytes:
-        return orjson.dumps({"charger_id": cp, "adapter_id": holder, "data": {"event": "connected"}})
-
     await probe.client.publish("/devices/lifecycle/cpG", claim("cpG", "ghost"), retain=True)
     await probe.client.publish(STATUS.format("ghost"), status("offline"), retain=True)
     adapter = await adapter_factory()
@@ -192,34 +195,108 @@ async def test_a_killed_instances_chargers_get_not_connected(adapter_factory: An
     assert (await probe.next_on("res/v1/cpX/DEFAULT/r2/ClearCache"))["status"] == "not_connected"
 
 
-async def test_a_crashed_instances_will_is_cleared_once_it_holds_no_charger(probe: MqttProbe,
-                                                                          mosquitto: Broker) -> None:
-    """Ids are new on every start, so each crash's retained Will would stay on the broker for good. It is
-    cleared after a grace period, but only once no charger's last claim names the crashed instance: until then
-    it is what says nobody holds that charger."""
+def will(adapter_id: str) -> bytes:
+    return orjson.dumps({"adapter_id": adapter_id, "status": "offline", "reason": "connection lost"})
+
+
+def survivor_bus(mosquitto: Broker, adapter_id: str) -> Any:
     from adapter.bus.bus import Bus, MqttMode
     from adapter.bus.topics import Topics
 
-    def will(adapter_id: str) -> bytes:
-        return orjson.dumps({"adapter_id": adapter_id, "status": "offline", "reason": "connection lost"})
+    return Bus(parse_endpoint(mosquitto.url), mode=MqttMode.SHARED, adapter_id=adapter_id, topics=Topics(),
+               pool_size=1, status_grace_s=0.2)
 
-    def claim(cp: str, holder: str) -> bytes:
-        return orjson.dumps({"charger_id": cp, "adapter_id": holder, "data": {"event": "connected"}})
 
-    await probe.subscribe(STATUS.format("+"))
-    await probe.client.publish("/devices/lifecycle/cpH", claim("cpH", "holding"), retain=True)
+async def test_a_crashed_instances_chargers_that_never_return_are_ended_then_its_will_cleared(
+        probe: MqttProbe, mosquitto: Broker) -> None:
+    """Ids are new on every start, so each crash's retained Will would stay on the broker for good; and a
+    charger that never came back kept a retained 'connected' (and a shadow saying so) for good. A grace period
+    after the crash, the charger's session is ended in the crashed instance's name; the Will goes once no
+    claim names that instance, and an instance that held nothing loses its Will at once."""
+    await probe.subscribe(STATUS.format("+"), "/devices/lifecycle/+", "$aws/things/+/shadow/update")
+    held = claim("cpH", "holding")
+    await probe.client.publish("/devices/lifecycle/cpH", held, retain=True)
     for adapter_id in ("holding", "empty"):
         await probe.client.publish(STATUS.format(adapter_id), will(adapter_id), retain=True)
-    bus = Bus(parse_endpoint(mosquitto.url), mode=MqttMode.SHARED, adapter_id="survivor", topics=Topics(),
-              pool_size=1, status_grace_s=0.2)
+    bus = survivor_bus(mosquitto, "survivor")
     await bus.start()
     try:
-        await probe.wait_for(lambda t, b: t == STATUS.format("empty") and b == b"")
-        assert bus.holder_of("cpH") is None, "the Will of an instance still named by a claim stays in force"
-        await probe.client.publish("/devices/lifecycle/cpH", claim("cpH", "survivor"), retain=True)
         await probe.wait_for(lambda t, b: t == STATUS.format("holding") and b == b"")
-        assert bus.holder_of("cpH") == "survivor"
-        assert [t for t, b in probe.messages if b == b""] == [STATUS.format("empty"), STATUS.format("holding")]
+        order = [t for t, b in probe.messages
+                 if b == b"" or (t == "/devices/lifecycle/cpH" and b["data"]["event"] == "disconnected")]
+        assert set(order) == {STATUS.format("empty"), "/devices/lifecycle/cpH", STATUS.format("holding")}
+        assert order[-1] == STATUS.format("holding"), "the Will goes only after the session it names is ended"
+        ended = probe.on("/devices/lifecycle/cpH")[-1]
+        assert (ended["adapter_id"], ended["data"]["event"], ended["data"]["reason"]) == (
+            "holding", "disconnected", "adapter lost")
+        assert (ended["data"]["session_id"], ended["data"]["remote_address"]) == ("s-1", "10.0.0.9:4711")
+        assert ended["event_id"] == orjson.loads(lost("cpH", claim_of(orjson.loads(held))))[
+            "event_id"], "any instance speaking for that session gives the same event id"
+        connection = probe.on("$aws/things/cpH/shadow/update")[-1]["state"]["reported"]["connection"]
+        assert (connection["state"], connection["reason"]) == ("disconnected", "adapter lost")
+        assert bus.holder_of("cpH") is None
     finally:
         await bus.stop()
         await probe.client.publish("/devices/lifecycle/cpH", b"", retain=True)
+
+
+async def test_a_charger_back_elsewhere_within_the_grace_period_is_not_ended(probe: MqttProbe,
+                                                                             mosquitto: Broker) -> None:
+    await probe.subscribe(STATUS.format("+"), "/devices/lifecycle/+")
+    await probe.client.publish("/devices/lifecycle/cpB", claim("cpB", "crashed"), retain=True)
+    await probe.client.publish(STATUS.format("crashed"), will("crashed"), retain=True)
+    bus = survivor_bus(mosquitto, "survivor")
+    bus.status_grace_s = 3600.0
+    await bus.start()
+    try:
+        await probe.client.publish("/devices/lifecycle/cpB", claim("cpB", "survivor", "s-2"), retain=True)
+        await until(lambda: bus.holder_of("cpB") == "survivor")
+        bus.status_grace_s = 0.0
+        bus.sweep_statuses()
+        await probe.wait_for(lambda t, b: t == STATUS.format("crashed") and b == b"")
+        assert [b["data"]["event"] for b in probe.on("/devices/lifecycle/cpB")] == ["connected", "connected"]
+    finally:
+        await bus.stop()
+        await probe.client.publish("/devices/lifecycle/cpB", b"", retain=True)
+
+
+async def test_one_live_instance_speaks_for_a_crashed_one(probe: MqttProbe, mosquitto: Broker) -> None:
+    """The one with the least id among those it knows online: a fleet does not repeat every ended session."""
+    await probe.subscribe(STATUS.format("+"), "/devices/lifecycle/+")
+    buses = [survivor_bus(mosquitto, name) for name in ("b-2", "a-1")]
+    for bus in buses:
+        await bus.start()
+    try:
+        await until(lambda: all({"a-1", "b-2"} <= bus._online for bus in buses))
+        await probe.client.publish("/devices/lifecycle/cpZ", claim("cpZ", "ghost"), retain=True)
+        await probe.client.publish(STATUS.format("ghost"), will("ghost"), retain=True)
+        await probe.wait_for(lambda t, b: t == STATUS.format("ghost") and b == b"")
+        await until(lambda: all("ghost" not in bus._gone for bus in buses))
+        ended = [b for b in probe.on("/devices/lifecycle/cpZ") if b["data"]["event"] == "disconnected"]
+        assert len(ended) == 1
+    finally:
+        for bus in buses:
+            await bus.stop()
+        await probe.client.publish("/devices/lifecycle/cpZ", b"", retain=True)
+
+
+async def test_a_live_session_declared_lost_says_connected_again(adapter_factory: Any, probe: MqttProbe,
+                                                                 connect: Any) -> None:
+    """Its instance was only cut off from the broker (or the charger came here as another instance spoke): the
+    session announces itself again, under a new event id that de-duplication on event_id keeps."""
+    adapter = await adapter_factory(adapter_id="alive")
+    await probe.subscribe("/devices/lifecycle/+", "$aws/things/+/shadow/update")
+    cp = await connect("cpR", "ocpp1.6")
+    await cp.call("BootNotification", boot_16())
+    _, first = await probe.wait_for(lambda t, b: t == "/devices/lifecycle/cpR" and b["data"]["event"] == "connected")
+    await probe.client.publish("/devices/lifecycle/cpR", lost("cpR", claim_of(first)), retain=True)
+    _, again = await probe.wait_for(lambda t, b: t == "/devices/lifecycle/cpR" and b["data"]["event"] == "connected"
+                                    and b["event_id"] != first["event_id"])
+    assert (again["adapter_id"], again["data"]["session_id"]) == ("alive", first["data"]["session_id"])
+    await until(lambda: adapter.ctx.bus.holder_of("cpR") == "alive")
+
+    def reports() -> list[str]:
+        return [b["state"]["reported"]["connection"]["state"] for t, b in probe.messages
+                if t == "$aws/things/cpR/shadow/update" and "connection" in b["state"]["reported"]]
+    await until(lambda: len(reports()) == 2)
+    assert reports() == ["connected", "connected"]
