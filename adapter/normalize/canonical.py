@@ -148,6 +148,7 @@ def _transaction_event(p: Payload, book: TransactionBook) -> list[EventDraft]:
 
 def v2(action: str, p: Payload, response: Payload | None, book: TransactionBook) -> list[EventDraft]:
     if action == "StatusNotification":
+        book.note_connector(p["evseId"], p["connectorId"])
         return [EventDraft("status", action, {
             "evse_id": p["evseId"], "connector_id": p["connectorId"],
             "status": p["connectorStatus"].lower(), "original_status": p["connectorStatus"],
@@ -155,8 +156,9 @@ def v2(action: str, p: Payload, response: Payload | None, book: TransactionBook)
         }, p["timestamp"])]
     if action == "MeterValues":
         warnings: list[str] = []
-        return [_meter_event(action, {"evse_id": p["evseId"], "connector_id": None}, None,
-                             samples_v2(p["meterValue"], warnings), warnings)]
+        evse = p["evseId"]  # 0: the charger's main meter, on no connector
+        location = {"evse_id": evse, "connector_id": book.connector_of(evse) if evse else None}
+        return [_meter_event(action, location, None, samples_v2(p["meterValue"], warnings), warnings)]
     if action == "TransactionEvent":
         return _transaction_event(p, book)
     if action == "BootNotification" and response is not None:

@@ -1,4 +1,5 @@
-"""What a session remembers about open transactions, so later messages that omit it still normalize fully."""
+"""What a session remembers about open transactions and its EVSEs' connectors, so later messages that omit it
+still normalize fully."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ class OpenTransaction:
 class TransactionBook:
     def __init__(self) -> None:
         self._open: dict[str, OpenTransaction] = {}
+        self._connectors: dict[int, set[int]] = {}  # 2.x EVSE id -> connector ids its status reports named
 
     def open(self, tx: OpenTransaction) -> None:
         self._open[tx.transaction_id] = tx
@@ -30,6 +32,18 @@ class TransactionBook:
 
     def close(self, transaction_id: str) -> OpenTransaction | None:
         return self._open.pop(transaction_id, None)
+
+    def note_connector(self, evse_id: int, connector_id: int) -> None:
+        self._connectors.setdefault(evse_id, set()).add(connector_id)
+
+    def connector_of(self, evse_id: int) -> int | None:
+        """The connector a 2.x message naming only the EVSE is about: the one its open transaction uses (an
+        EVSE serves one vehicle at a time), else its only known connector; None when that is not clear."""
+        for tx in self._open.values():
+            if tx.evse_id == evse_id and tx.connector_id is not None:
+                return tx.connector_id
+        known = self._connectors.get(evse_id, ())
+        return next(iter(known)) if len(known) == 1 else None
 
     def __len__(self) -> int:
         return len(self._open)

@@ -183,3 +183,28 @@ def test_warnings_of_dropped_samples_survive_when_no_sample_is_left() -> None:
     assert [d.type for d in drafts] == ["transaction_started"]
     assert drafts[0].data["meter_start_wh"] is None
     assert "not a finite number" in drafts[0].warnings[0]
+
+
+def _meter_v2(evse_id: int) -> dict[str, Any]:
+    return {"evseId": evse_id, "meterValue": [{"timestamp": T1, "sampledValue": [{"value": 1.0}]}]}
+
+
+def test_2x_meter_values_name_the_connector_when_it_is_clear() -> None:
+    """2.x MeterValues names only the EVSE: the connector is its open transaction's, else its only known one,
+    as 1.6's connector N is EVSE N connector 1. With two connectors and no transaction it stays unknown."""
+    book = TransactionBook()
+
+    def connector(evse_id: int) -> int | None:
+        return normalize(Version.V201, "MeterValues", _meter_v2(evse_id), {}, book)[0].data["connector_id"]  # type: ignore[no-any-return]
+    assert connector(1) is None
+    for evse_id, connector_id in ((1, 1), (2, 1), (2, 2)):
+        normalize(Version.V201, "StatusNotification", {"timestamp": T0, "connectorStatus": "Available",
+                                                       "evseId": evse_id, "connectorId": connector_id}, {}, book)
+    assert (connector(1), connector(2), connector(0)) == (1, None, None)
+    normalize(Version.V201, "TransactionEvent", {
+        "eventType": "Started", "timestamp": T0, "triggerReason": "CablePluggedIn", "seqNo": 0,
+        "transactionInfo": {"transactionId": "T2"}, "evse": {"id": 2, "connectorId": 2}}, {}, book)
+    assert connector(2) == 2
+    old = run(Version.V16, [("MeterValues", {"connectorId": 1, "meterValue": [
+        {"timestamp": T1, "sampledValue": [{"value": "1"}]}]}, {})])
+    assert old[0].data["connector_id"] == connector(1) == 1
