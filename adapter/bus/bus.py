@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 # How long a crashed instance's Will is kept after its last charger has moved on: long enough that every retained
 # claim naming it has arrived, even at a start among tens of thousands of retained lifecycle messages.
 STATUS_GRACE_S = 300.0
+# Sessions of gone instances ended per sweep (two publishes each): on IoT Core the control connection carries
+# 100 publishes a second, and its own traffic (not_connected answers, delegation) must not wait behind thousands.
+LOST_PER_SWEEP = 500
 
 
 class MqttMode(enum.StrEnum):
@@ -304,8 +307,9 @@ class Bus:
         since an instance without a status counts as live.
 
         Chargers that have not come back by then get their lost session ended in the gone instance's name (see
-        ``_end_lost_sessions``), so the Will goes at the next sweep."""
+        ``_end_lost_sessions``; at most ``LOST_PER_SWEEP`` a sweep), so the Will goes at the sweep after the last."""
         now = asyncio.get_running_loop().time()
+        budget = LOST_PER_SWEEP
         held: dict[str, list[tuple[str, Claim]]] = {}
         for cp, claim in self._holders.items():
             held.setdefault(claim.holder, []).append((cp, claim))
@@ -313,8 +317,8 @@ class Bus:
             if heard + self.status_grace_s > now or adapter_id == self.adapter_id:
                 continue
             if adapter_id in held:
-                if self._speaks_for_the_gone():
-                    self._end_lost_sessions(held[adapter_id])
+                if self._speaks_for_the_gone() and budget > 0:
+                    budget -= self._end_lost_sessions(held[adapter_id][:budget])
                 continue
             del self._gone[adapter_id]
             if retained:
@@ -325,7 +329,7 @@ class Bus:
         """One live instance speaks (the least id it knows online), so a fleet does not repeat every event."""
         return self.adapter_id == min(self._online | {self.adapter_id})
 
-    def _end_lost_sessions(self, sessions: list[tuple[str, Claim]]) -> None:
+    def _end_lost_sessions(self, sessions: list[tuple[str, Claim]]) -> int:
         """A charger still claimed by a gone instance a grace period later is not connected: its retained
         lifecycle and shadow said ``connected`` for good, so dashboards showed it online while nobody held it. A
         session alive after all (its instance was only cut off) says ``connected`` again when it hears this."""
@@ -336,6 +340,7 @@ class Bus:
             self.control.publish_nowait(self.topics.lifecycle_of(cp), lost(cp, claim), _log_failure, retain=True)
             report = {"state": {"reported": {"connection": disconnected(ADAPTER_LOST, None)}}}
             self.control.publish_nowait(self.topics.shadow_update(cp), orjson.dumps(report), _log_failure)
+        return len(sessions)
 
     def _on_any_request(self, topic: str, payload: bytes) -> None:
         if self.on_orphan_request is not None:

@@ -207,6 +207,12 @@ def survivor_bus(mosquitto: Broker, adapter_id: str) -> Any:
                pool_size=1, status_grace_s=0.2)
 
 
+def heard_long_ago(bus: Any, adapter_id: str) -> None:
+    """As if the instance's offline status had come a grace period ago (the bus's own sweep is a minute away)."""
+    heard, retained = bus._gone[adapter_id]
+    bus._gone[adapter_id] = (heard - bus.status_grace_s, retained)
+
+
 async def test_a_crashed_instances_chargers_that_never_return_are_ended_then_its_will_cleared(
         probe: MqttProbe, mosquitto: Broker) -> None:
     """Ids are new on every start, so each crash's retained Will would stay on the broker for good; and a
@@ -246,12 +252,12 @@ async def test_a_charger_back_elsewhere_within_the_grace_period_is_not_ended(pro
     await probe.client.publish("/devices/lifecycle/cpB", claim("cpB", "crashed"), retain=True)
     await probe.client.publish(STATUS.format("crashed"), will("crashed"), retain=True)
     bus = survivor_bus(mosquitto, "survivor")
-    bus.status_grace_s = 3600.0
+    bus.status_grace_s = 3600.0  # its own sweep loop (every 60 s) stays out of the way
     await bus.start()
     try:
         await probe.client.publish("/devices/lifecycle/cpB", claim("cpB", "survivor", "s-2"), retain=True)
         await until(lambda: bus.holder_of("cpB") == "survivor")
-        bus.status_grace_s = 0.0
+        heard_long_ago(bus, "crashed")
         bus.sweep_statuses()
         await probe.wait_for(lambda t, b: t == STATUS.format("crashed") and b == b"")
         assert [b["data"]["event"] for b in probe.on("/devices/lifecycle/cpB")] == ["connected", "connected"]
@@ -300,3 +306,39 @@ async def test_a_live_session_declared_lost_says_connected_again(adapter_factory
                 if t == "$aws/things/cpR/shadow/update" and "connection" in b["state"]["reported"]]
     await until(lambda: len(reports()) == 2)
     assert reports() == ["connected", "connected"]
+
+
+async def test_sessions_of_a_crashed_instance_are_ended_a_bounded_number_per_sweep(
+        probe: MqttProbe, mosquitto: Broker, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On IoT Core the control connection publishes 100 messages a second: thousands of ended sessions at once
+    would hold up its own traffic for minutes."""
+    import adapter.bus.bus as bus_module
+
+    monkeypatch.setattr(bus_module, "LOST_PER_SWEEP", 1)
+    await probe.subscribe(STATUS.format("+"), "/devices/lifecycle/+")
+    for cp in ("cpS1", "cpS2"):
+        await probe.client.publish(f"/devices/lifecycle/{cp}", claim(cp, "many"), retain=True)
+    await probe.client.publish(STATUS.format("many"), will("many"), retain=True)
+    bus = survivor_bus(mosquitto, "survivor")
+    bus.status_grace_s = 3600.0  # its own sweep loop (every 60 s) stays out of the way
+    await bus.start()
+
+    def ended() -> list[str]:
+        return [t for t, b in probe.messages if t.startswith("/devices/lifecycle/cpS") and b
+                and b["data"]["event"] == "disconnected"]
+    try:
+        await until(lambda: "many" in bus._gone and len(bus._holders) == 2)
+        heard_long_ago(bus, "many")
+        bus.sweep_statuses()
+        await until(lambda: len(ended()) == 1)
+        assert len(bus._holders) == 1
+        bus.sweep_statuses()
+        await until(lambda: len(ended()) == 2)
+        assert sorted(ended()) == ["/devices/lifecycle/cpS1", "/devices/lifecycle/cpS2"]
+        assert probe.on(STATUS.format("many"))[-1] != b"", "the Will stays until the last session is ended"
+        bus.sweep_statuses()
+        await probe.wait_for(lambda t, b: t == STATUS.format("many") and b == b"")
+    finally:
+        await bus.stop()
+        for cp in ("cpS1", "cpS2"):
+            await probe.client.publish(f"/devices/lifecycle/{cp}", b"", retain=True)
