@@ -1,4 +1,5 @@
-"""The charger's device shadow: reported state out, desired configuration in (applied, outcome reported)."""
+"""The charger's device shadow: reported state out, desired configuration and availability in (applied, outcome
+reported)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from adapter.bus.bus import Link
+from adapter.ocpp.errors import OcppError
+from adapter.ocpp.validation import validate
 from adapter.ocpp.versions import Version
 from adapter.security import password_change
 
@@ -18,7 +21,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_APPLIED = {"Accepted", "RebootRequired"}
+# Scheduled: an availability change the charger makes once its transaction ends.
+_APPLIED = {"Accepted", "RebootRequired", "Scheduled"}
+_AVAILABILITY = ("Operative", "Inoperative")
 
 
 def configuration_request(version: Version, key: str, value: Any) -> tuple[str, dict[str, Any]]:
@@ -37,13 +42,31 @@ def configuration_request(version: Version, key: str, value: Any) -> tuple[str, 
     return operation, payload
 
 
-def configuration_status(version: Version, reply: dict[str, Any]) -> str:
+def availability_request(version: Version, key: str, value: Any) -> tuple[str, dict[str, Any]]:
+    """Keys are EVSE ids (1.6: connector ids), ``"0"`` the whole charger; values Operative or Inoperative."""
+    if value not in _AVAILABILITY:
+        raise ValueError(f"availability is Operative or Inoperative, got {value!r}")
+    if not (key.isascii() and key.isdigit()):
+        raise ValueError(f"availability keys are EVSE ids (0: the whole charger), got {key!r}")
+    evse = int(key)
+    if version is Version.V16:
+        return "ChangeAvailability", {"connectorId": evse, "type": value}
+    return "ChangeAvailability", {"operationalStatus": value, **({"evse": {"id": evse}} if evse else {})}
+
+
+_REQUESTS: dict[str, Callable[[Version, str, Any], tuple[str, dict[str, Any]]]] = {
+    "configuration": configuration_request,
+    "availability": availability_request,
+}
+
+
+def request_status(operation: str, reply: dict[str, Any]) -> str:
     if reply["status"] != "ok":
         return str(reply["status"])
     payload = reply["payload"]
-    if version is Version.V16:
-        return str(payload["status"])
-    return str(payload["setVariableResult"][0]["attributeStatus"])
+    if operation == "SetVariables":
+        return str(payload["setVariableResult"][0]["attributeStatus"])
+    return str(payload["status"])
 
 
 class ShadowReporter:
@@ -62,7 +85,7 @@ class ShadowReporter:
         def handle(topic: str, payload: bytes) -> None:
             state = self._fresh_state(payload, session)
             if state is not None:
-                self._apply_soon(session, state.get("configuration"))
+                self._apply_soon(session, state)
         return handle
 
     def on_document(self, session: ChargerSession) -> Callable[[str, bytes], None]:
@@ -74,15 +97,15 @@ class ShadowReporter:
             state = self._fresh_state(payload, session, client_token=session.session_id)
             delta = state.get("delta") if state is not None else None
             if isinstance(delta, dict):
-                self._apply_soon(session, delta.get("configuration"))
+                self._apply_soon(session, delta)
         return handle
 
     def request_document(self, get_topic: str, session: ChargerSession) -> None:
         self._link.publish_nowait(get_topic, orjson.dumps({"clientToken": session.session_id}))
 
-    def _apply_soon(self, session: ChargerSession, configuration: Any) -> None:
-        if isinstance(configuration, dict) and configuration:
-            task = asyncio.create_task(self.apply_configuration(session, configuration))
+    def _apply_soon(self, session: ChargerSession, desired: dict[str, Any]) -> None:
+        if any(isinstance(desired.get(section), dict) and desired[section] for section in _REQUESTS):
+            task = asyncio.create_task(self.apply_desired(session, desired))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
@@ -106,28 +129,46 @@ class ShadowReporter:
             self._seen_version = version
         return state if isinstance(state, dict) else None
 
-    async def apply_configuration(self, session: ChargerSession, desired: dict[str, Any]) -> None:
-        """A password, once the charger took it, is reported masked and deleted from desired: it must not
-        linger in the shadow document, and without it no delta keeps asking for it."""
-        applied: dict[str, Any] = {}
+    async def apply_desired(self, session: ChargerSession, desired: dict[str, Any]) -> None:
+        """Each section's keys in turn, one request each; one report of every outcome. A password, once the
+        charger took it, is reported masked and deleted from desired: it must not linger in the shadow document,
+        and without it no delta keeps asking for it."""
+        report: dict[str, Any] = {}
+        spent: dict[str, Any] = {}
+        for section, build in _REQUESTS.items():
+            wanted = desired.get(section)
+            if not isinstance(wanted, dict) or not wanted:
+                continue
+            statuses, applied, secrets = await self._apply_section(session, section, build, wanted)
+            report[f"{section}_status"] = statuses
+            if applied:
+                report[section] = applied
+            if secrets:
+                spent[section] = secrets
+        self.report(report, spent or None)
+
+    async def _apply_section(self, session: ChargerSession, section: str,
+                             build: Callable[[Version, str, Any], tuple[str, dict[str, Any]]],
+                             wanted: dict[str, Any]) -> tuple[dict[str, str], dict[str, Any], dict[str, None]]:
+        """Statuses, what was applied, and the secrets among it. A key whose request would not be valid OCPP is
+        ``Invalid`` and never sent (these requests skip the back-end requests' validation)."""
         statuses: dict[str, str] = {}
-        spent: dict[str, None] = {}
-        for key, value in desired.items():
+        applied: dict[str, Any] = {}
+        secrets: dict[str, None] = {}
+        for key, value in wanted.items():
             try:
-                operation, payload = configuration_request(session.version, key, value)
-            except ValueError as exc:
+                operation, payload = build(session.version, key, value)
+                validate(session.version, operation, payload, response=False, strict=True)
+            except (ValueError, OcppError) as exc:
                 statuses[key] = "Invalid"
-                log.warning("shadow configuration key refused", extra={"charger_id": session.charger_id,
-                                                                       "error": str(exc)})
+                log.warning("shadow key refused", extra={"charger_id": session.charger_id, "section": section,
+                                                         "error": str(exc)})
                 continue
             reply = await session.submit(operation, payload)
-            statuses[key] = configuration_status(session.version, reply)
+            statuses[key] = request_status(operation, reply)
             if statuses[key] in _APPLIED:
                 secret = password_change.new_password(operation, payload) is not None
                 applied[key] = password_change.REDACTED if secret else value
                 if secret:
-                    spent[key] = None
-        report: dict[str, Any] = {"configuration_status": statuses}
-        if applied:
-            report["configuration"] = applied
-        self.report(report, {"configuration": spent} if spent else None)
+                    secrets[key] = None
+        return statuses, applied, secrets

@@ -214,3 +214,49 @@ async def test_a_password_desired_in_the_shadow_is_masked_and_removed_once_appli
     assert key not in document["state"].get("desired", {}).get("configuration", {})
     assert NEW_PASSWORD not in str(document), "the shadow no longer holds the password"
     assert await _admits(adapter, "cpQ", NEW_PASSWORD)
+
+
+async def test_desired_availability_is_applied_and_reported(adapter: Any, probe: MqttProbe, connect: Any) -> None:
+    """DESIGN §3's deltas carry availability too: EVSE id (1.6: connector id; "0" the whole charger) to
+    Operative or Inoperative, sent as ChangeAvailability in each version's shape."""
+    for name, subprotocol, boot in (("cpAv", "ocpp1.6", boot_16()), ("cpAv2", "ocpp2.0.1", boot_2x())):
+        await probe.subscribe(f"$aws/things/{name}/shadow/update/accepted")
+        cp = await connect(name, subprotocol)
+        await cp.call("BootNotification", boot)
+        await adapter.ctx.sessions[name].link.client.wait_connected(10)
+        await probe.publish(f"$aws/things/{name}/shadow/update", {"state": {"desired": {"availability": {
+            "0": "Operative", "2": "Inoperative", "x": "Inoperative", "1": "Closed"}}}})
+        whole, evse = await cp.next_call(), None
+        await cp.answer(whole, {"status": "Accepted"})
+        evse = await cp.next_call()
+        await cp.answer(evse, {"status": "Scheduled"})
+        if subprotocol == "ocpp1.6":
+            assert whole[2:] == ["ChangeAvailability", {"connectorId": 0, "type": "Operative"}]
+            assert evse[2:] == ["ChangeAvailability", {"connectorId": 2, "type": "Inoperative"}]
+        else:
+            assert whole[2:] == ["ChangeAvailability", {"operationalStatus": "Operative"}]
+            assert evse[2:] == ["ChangeAvailability", {"operationalStatus": "Inoperative", "evse": {"id": 2}}]
+        _, report = await probe.wait_for(
+            lambda t, b, n=name: t == f"$aws/things/{n}/shadow/update/accepted"
+            and "availability_status" in b["state"].get("reported", {}))
+        reported = report["state"]["reported"]
+        assert reported["availability_status"] == {"0": "Accepted", "2": "Scheduled", "x": "Invalid", "1": "Invalid"}
+        assert reported["availability"] == {"0": "Operative", "2": "Inoperative"}
+        assert cp.incoming_calls.empty(), "nothing was sent for the invalid keys"
+
+
+async def test_a_desired_key_that_would_make_an_invalid_request_is_never_sent(adapter: Any, probe: MqttProbe,
+                                                                             connect: Any) -> None:
+    """These requests skip the back-end requests' validation: a 1.6 key over 50 characters went to the charger."""
+    await probe.subscribe("$aws/things/cpLong/shadow/update/accepted")
+    cp = await connect("cpLong", "ocpp1.6")
+    await cp.call("BootNotification", boot_16())
+    await adapter.ctx.sessions["cpLong"].link.client.wait_connected(10)
+    long_key = "K" * 51
+    await probe.publish("$aws/things/cpLong/shadow/update", {"state": {"desired": {"configuration": {
+        long_key: 1, "HeartbeatInterval": 30}}}})
+    frame = await cp.next_call()
+    assert frame[2:] == ["ChangeConfiguration", {"key": "HeartbeatInterval", "value": "30"}]
+    await cp.answer(frame, {"status": "Accepted"})
+    _, report = await probe.wait_for(lambda t, b: "configuration_status" in b["state"].get("reported", {}))
+    assert report["state"]["reported"]["configuration_status"] == {long_key: "Invalid", "HeartbeatInterval": "Accepted"}
