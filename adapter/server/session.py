@@ -176,7 +176,11 @@ class ChargerSession:
                     METRICS.inc(names.ERRORS, Kind="rate_limited")
                     await self.close(CLOSE_POLICY, "message rate exceeded")
                     return
-                self._receive(raw)
+                try:
+                    self._receive(raw)
+                except Exception:  # a bug met by one frame must not end the charger's session
+                    METRICS.inc(names.ERRORS, Kind="receive")
+                    log.exception("charger frame not processed", extra={**self._log_extra, "frame_bytes": len(raw)})
         except ConnectionClosed:
             pass
 

@@ -142,3 +142,24 @@ async def test_handshakes_that_never_reach_a_session_leave_nothing_behind(adapte
     await adapter.drain()
     gc.collect()
     assert len(adapter.handshake.admitted) <= 1, "the last may still be torn down; before, all 20 stayed"
+
+
+async def test_a_frame_the_adapter_fails_on_does_not_end_the_session(
+        adapter: Any, connect: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """An unexpected failure while taking in one frame is logged once; the charger stays connected and its
+    next message is answered (it used to end the session, and every charger sending that frame reconnected)."""
+    cp = await connect("cpBug", "ocpp1.6")
+    await cp.call("BootNotification", boot_16())
+    session = adapter.ctx.sessions["cpBug"]
+    real_receive = session.conn.receive
+
+    def fails_once(raw: Any) -> Any:
+        monkeypatch.setattr(session.conn, "receive", real_receive)
+        raise RuntimeError("core bug")
+    monkeypatch.setattr(session.conn, "receive", fails_once)
+    await cp.ws.send('[2, "hb-lost", "Heartbeat", {}]')
+    answer = await cp.call("Heartbeat", {})
+    assert answer[0] == 3 and "currentTime" in answer[2]
+    assert adapter.ctx.sessions["cpBug"] is session
+    assert [r.getMessage() for r in caplog.records if r.getMessage() == "charger frame not processed"] == [
+        "charger frame not processed"]
