@@ -1,6 +1,7 @@
 """Generated documents stay equal to the code they describe."""
 
 import json
+import re
 from pathlib import Path
 
 from adapter import config
@@ -26,3 +27,13 @@ def test_readme_documents_every_setting() -> None:
     for flag, env, _default, _help in config.describe():
         assert f"`{flag}`" in readme and f"`{env}`" in readme, flag
 
+
+
+def test_every_error_kind_is_explained_to_operators() -> None:
+    """The dashboard graphs Errors by Kind: each kind the code counts has a row in deploy.md's table."""
+    deploy = (ROOT / "docs" / "deploy.md").read_text()
+    kinds = {kind for path in (ROOT / "adapter").rglob("*.py")
+             for kind in re.findall(r'Kind=f?"([a-z_]+)', path.read_text())}
+    assert "handler" in kinds and "handshake_" in kinds, "the pattern still finds the counted kinds"
+    documented = set(re.findall(r"^  \| `([a-z_<>]+)`", deploy, re.MULTILINE))
+    assert {"handshake_<status>" if k == "handshake_" else k for k in kinds} <= documented
