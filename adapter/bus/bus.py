@@ -14,7 +14,7 @@ import logging
 import zlib
 from collections import deque
 from collections.abc import Callable, Coroutine, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import orjson
@@ -27,6 +27,7 @@ from adapter.bus.topic_handlers import MessageHandler
 from adapter.bus.topics import Topics
 from adapter.observability import names
 from adapter.observability.metrics import METRICS
+from adapter.ocpp.timestamps import iso
 from adapter.security.identity import ADAPTER_CLIENT_PREFIX
 from adapter.store.base import OutboxItem
 
@@ -318,7 +319,8 @@ class Bus:
                 continue
             if adapter_id in held:
                 if self._speaks_for_the_gone() and budget > 0:
-                    budget -= self._end_lost_sessions(held[adapter_id][:budget])
+                    gone_at = iso(datetime.now(UTC) - timedelta(seconds=now - heard))
+                    budget -= self._end_lost_sessions(held[adapter_id][:budget], gone_at)
                 continue
             del self._gone[adapter_id]
             if retained:
@@ -329,7 +331,7 @@ class Bus:
         """One live instance speaks (the least id it knows online), so a fleet does not repeat every event."""
         return self.adapter_id == min(self._online | {self.adapter_id})
 
-    def _end_lost_sessions(self, sessions: list[tuple[str, Claim]]) -> int:
+    def _end_lost_sessions(self, sessions: list[tuple[str, Claim]], since: str) -> int:
         """A charger still claimed by a gone instance a grace period later is not connected: its retained
         lifecycle and shadow said ``connected`` for good, so dashboards showed it online while nobody held it. A
         session alive after all (its instance was only cut off) says ``connected`` again when it hears this."""
@@ -337,8 +339,9 @@ class Bus:
                  extra={"adapter": sessions[0][1].holder, "chargers": len(sessions)})
         for cp, claim in sessions:
             del self._holders[cp]  # not spoken for again at the next sweep, and the Will may then go
-            self.control.publish_nowait(self.topics.lifecycle_of(cp), lost(cp, claim), _log_failure, retain=True)
-            report = {"state": {"reported": {"connection": disconnected(ADAPTER_LOST, None)}}}
+            self.control.publish_nowait(self.topics.lifecycle_of(cp), lost(cp, claim, since), _log_failure,
+                                        retain=True)
+            report = {"state": {"reported": {"connection": disconnected(ADAPTER_LOST, None, since)}}}
             self.control.publish_nowait(self.topics.shadow_update(cp), orjson.dumps(report), _log_failure)
         return len(sessions)
 

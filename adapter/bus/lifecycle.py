@@ -36,20 +36,22 @@ def claim_of(event: dict[str, Any]) -> Claim:
 
 def lifecycle_event(charger_id: str, ocpp_version: str, adapter_id: str, session_id: str, event: str,
                     reason: str | None, remote_address: str | None, close_code: int | None,
-                    occasion: str = "") -> bytes:
+                    occasion: str = "", timestamp: str | None = None) -> bytes:
+    """``timestamp``: when it happened, if not now."""
     draft = EventDraft("lifecycle", "lifecycle", {"event": event, "reason": reason, "session_id": session_id,
-                                                  "remote_address": remote_address, "close_code": close_code})
+                                                  "remote_address": remote_address, "close_code": close_code},
+                       timestamp)
     origin = Origin(charger_id, ocpp_version, adapter_id, now_iso(), f"{session_id}/{event}{occasion}".encode())
     return encode(envelope(draft, origin, 0, []))
 
 
-def disconnected(reason: str | None, close_code: int | None) -> dict[str, Any]:
-    """The shadow's reported ``connection`` once the charger has gone."""
-    return {"state": "disconnected", "reason": reason, "close_code": close_code, "since": now_iso()}
+def disconnected(reason: str | None, close_code: int | None, since: str | None = None) -> dict[str, Any]:
+    """The shadow's reported ``connection`` once the charger has gone (``since`` now, unless given)."""
+    return {"state": "disconnected", "reason": reason, "close_code": close_code, "since": since or now_iso()}
 
 
-def lost(charger_id: str, claim: Claim) -> bytes:
-    """The end of a crashed instance's session, in that instance's name: every instance then drops the claim as
-    it would after the session's own ``disconnected``."""
+def lost(charger_id: str, claim: Claim, since: str) -> bytes:
+    """The end of a crashed instance's session, in that instance's name, dated when the instance was heard
+    going offline: every instance then drops the claim as it would after the session's own ``disconnected``."""
     return lifecycle_event(charger_id, claim.ocpp_version, claim.holder, claim.session_id, "disconnected",
-                           ADAPTER_LOST, None, None, f"/{claim.received_at}")
+                           ADAPTER_LOST, None, None, f"/{claim.received_at}", since)

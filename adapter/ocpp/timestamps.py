@@ -11,6 +11,10 @@ def parse_timestamp(text: str) -> datetime:
     return datetime.fromisoformat(text.upper())
 
 
+def iso(moment: datetime) -> str:
+    """As the envelope and the answers to chargers write times: UTC, milliseconds, ``Z``."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def now_iso() -> str:
-    """Now, as the envelope and the answers to chargers write it: UTC, milliseconds, ``Z``."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso(datetime.now(UTC))

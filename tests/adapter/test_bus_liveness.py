@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -236,7 +237,7 @@ async def test_a_crashed_instances_chargers_that_never_return_are_ended_then_its
         assert (ended["adapter_id"], ended["data"]["event"], ended["data"]["reason"]) == (
             "holding", "disconnected", "adapter lost")
         assert (ended["data"]["session_id"], ended["data"]["remote_address"]) == ("s-1", None)
-        assert ended["event_id"] == orjson.loads(lost("cpH", claim_of(orjson.loads(held))))[
+        assert ended["event_id"] == orjson.loads(lost("cpH", claim_of(orjson.loads(held)), "2026-01-01T00:00:00.000Z"))[
             "event_id"], "any instance speaking for that session gives the same event id"
         connection = probe.on("$aws/things/cpH/shadow/update")[-1]["state"]["reported"]["connection"]
         assert (connection["state"], connection["reason"]) == ("disconnected", "adapter lost")
@@ -295,7 +296,8 @@ async def test_a_live_session_declared_lost_says_connected_again(adapter_factory
     cp = await connect("cpR", "ocpp1.6")
     await cp.call("BootNotification", boot_16())
     _, first = await probe.wait_for(lambda t, b: t == "/devices/lifecycle/cpR" and b["data"]["event"] == "connected")
-    await probe.client.publish("/devices/lifecycle/cpR", lost("cpR", claim_of(first)), retain=True)
+    await probe.client.publish("/devices/lifecycle/cpR", lost("cpR", claim_of(first), first["received_at"]),
+                               retain=True)
     _, again = await probe.wait_for(lambda t, b: t == "/devices/lifecycle/cpR" and b["data"]["event"] == "connected"
                                     and b["event_id"] != first["event_id"])
     assert (again["adapter_id"], again["data"]["session_id"]) == ("alive", first["data"]["session_id"])
@@ -335,6 +337,9 @@ async def test_sessions_of_a_crashed_instance_are_ended_a_bounded_number_per_swe
         bus.sweep_statuses()
         await until(lambda: len(ended()) == 2)
         assert sorted(ended()) == ["/devices/lifecycle/cpS1", "/devices/lifecycle/cpS2"]
+        event = probe.on("/devices/lifecycle/cpS1")[-1]
+        late = datetime.fromisoformat(event["received_at"]) - datetime.fromisoformat(event["timestamp"])
+        assert late.total_seconds() > 3000, "dated when the instance was heard going offline, not when spoken for"
         assert probe.on(STATUS.format("many"))[-1] != b"", "the Will stays until the last session is ended"
         bus.sweep_statuses()
         await probe.wait_for(lambda t, b: t == STATUS.format("many") and b == b"")
