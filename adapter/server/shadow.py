@@ -1,5 +1,5 @@
-"""The charger's device shadow: reported state out, desired configuration and availability in (applied, outcome
-reported)."""
+"""The charger's device shadow: reported state out, desired state in (configuration, availability, charging
+limit; applied through the charger's requests, each outcome reported)."""
 
 from __future__ import annotations
 
@@ -11,63 +11,15 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from adapter.bus.bus import Link
+from adapter.csms.desired_state import SECTIONS, Build, outcome
 from adapter.ocpp.errors import OcppError
 from adapter.ocpp.validation import validate
-from adapter.ocpp.versions import Version
 from adapter.security import password_change
 
 if TYPE_CHECKING:
     from adapter.server.session import ChargerSession
 
 log = logging.getLogger(__name__)
-
-# Scheduled: an availability change the charger makes once its transaction ends.
-_APPLIED = {"Accepted", "RebootRequired", "Scheduled"}
-_AVAILABILITY = ("Operative", "Inoperative")
-
-
-def configuration_request(version: Version, key: str, value: Any) -> tuple[str, dict[str, Any]]:
-    """1.6 keys go through ChangeConfiguration; 2.x keys are ``Component.Variable`` for SetVariables."""
-    text = value if isinstance(value, str) else orjson.dumps(value).decode()
-    payload: dict[str, Any]
-    if version is Version.V16:
-        operation, payload = "ChangeConfiguration", {"key": key, "value": text}
-    else:
-        component, sep, variable = key.partition(".")
-        if not sep or not component or not variable:
-            raise ValueError(f"2.x configuration keys are Component.Variable, got {key!r}")
-        operation, payload = "SetVariables", {"setVariableData": [{
-            "component": {"name": component}, "variable": {"name": variable}, "attributeValue": text}]}
-    password_change.check(operation, payload)
-    return operation, payload
-
-
-def availability_request(version: Version, key: str, value: Any) -> tuple[str, dict[str, Any]]:
-    """Keys are EVSE ids (1.6: connector ids), ``"0"`` the whole charger; values Operative or Inoperative."""
-    if value not in _AVAILABILITY:
-        raise ValueError(f"availability is Operative or Inoperative, got {value!r}")
-    if not (key.isascii() and key.isdigit()):
-        raise ValueError(f"availability keys are EVSE ids (0: the whole charger), got {key!r}")
-    evse = int(key)
-    if version is Version.V16:
-        return "ChangeAvailability", {"connectorId": evse, "type": value}
-    return "ChangeAvailability", {"operationalStatus": value, **({"evse": {"id": evse}} if evse else {})}
-
-
-_REQUESTS: dict[str, Callable[[Version, str, Any], tuple[str, dict[str, Any]]]] = {
-    "configuration": configuration_request,
-    "availability": availability_request,
-}
-
-
-def request_status(operation: str, reply: dict[str, Any]) -> str:
-    if reply["status"] != "ok":
-        return str(reply["status"])
-    payload = reply["payload"]
-    if operation == "SetVariables":
-        return str(payload["setVariableResult"][0]["attributeStatus"])
-    return str(payload["status"])
-
 
 class ShadowReporter:
     def __init__(self, link: Link, update_topic: str) -> None:
@@ -104,7 +56,7 @@ class ShadowReporter:
         self._link.publish_nowait(get_topic, orjson.dumps({"clientToken": session.session_id}))
 
     def _apply_soon(self, session: ChargerSession, desired: dict[str, Any]) -> None:
-        if any(isinstance(desired.get(section), dict) and desired[section] for section in _REQUESTS):
+        if any(isinstance(desired.get(section), dict) and desired[section] for section in SECTIONS):
             task = asyncio.create_task(self.apply_desired(session, desired))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -135,7 +87,7 @@ class ShadowReporter:
         and without it no delta keeps asking for it."""
         report: dict[str, Any] = {}
         spent: dict[str, Any] = {}
-        for section, build in _REQUESTS.items():
+        for section, build in SECTIONS.items():
             wanted = desired.get(section)
             if not isinstance(wanted, dict) or not wanted:
                 continue
@@ -147,9 +99,8 @@ class ShadowReporter:
                 spent[section] = secrets
         self.report(report, spent or None)
 
-    async def _apply_section(self, session: ChargerSession, section: str,
-                             build: Callable[[Version, str, Any], tuple[str, dict[str, Any]]],
-                             wanted: dict[str, Any]) -> tuple[dict[str, str], dict[str, Any], dict[str, None]]:
+    async def _apply_section(self, session: ChargerSession, section: str, build: Build, wanted: dict[str, Any],
+                             ) -> tuple[dict[str, str], dict[str, Any], dict[str, None]]:
         """Statuses, what was applied, and the secrets among it. A key whose request would not be valid OCPP is
         ``Invalid`` and never sent (these requests skip the back-end requests' validation)."""
         statuses: dict[str, str] = {}
@@ -165,8 +116,8 @@ class ShadowReporter:
                                                          "error": str(exc)})
                 continue
             reply = await session.submit(operation, payload)
-            statuses[key] = request_status(operation, reply)
-            if statuses[key] in _APPLIED:
+            statuses[key], done = outcome(operation, reply)
+            if done:
                 secret = password_change.new_password(operation, payload) is not None
                 applied[key] = password_change.REDACTED if secret else value
                 if secret:

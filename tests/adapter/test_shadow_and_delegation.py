@@ -7,9 +7,19 @@ from typing import Any
 
 from adapter.bus.topic_handlers import topic_matches
 from adapter.bus.topics import Topics
+from adapter.csms.desired_state import CHARGING_LIMIT_PROFILE_ID
 from adapter.store.base import IdTokenRecord
 from tests.adapter.events import TOKEN_201, boot_2x, boot_16, check_event
 from tests.conftest import MqttProbe
+
+
+async def booted_with_shadow(adapter: Any, probe: MqttProbe, connect: Any, name: str, subprotocol: str) -> Any:
+    """A booted charger whose session takes shadow deltas, with its shadow's update/accepted followed."""
+    await probe.subscribe(f"$aws/things/{name}/shadow/update/accepted")
+    cp = await connect(name, subprotocol)
+    await cp.call("BootNotification", boot_16() if subprotocol == "ocpp1.6" else boot_2x())
+    await adapter.ctx.sessions[name].link.client.wait_connected(10)
+    return cp
 
 
 async def test_local_shadow_service_versions_and_rejections(adapter: Any, probe: MqttProbe) -> None:
@@ -33,13 +43,9 @@ async def test_local_shadow_service_versions_and_rejections(adapter: Any, probe:
 
 
 async def test_desired_configuration_is_applied_and_reported(adapter: Any, probe: MqttProbe, connect: Any) -> None:
-    await probe.subscribe("$aws/things/cpS/shadow/update/accepted")
-    for name, subprotocol, boot, key in (("cpS", "ocpp1.6", boot_16(), "HeartbeatInterval"),
-                                         ("cpS2", "ocpp2.0.1", boot_2x(), "OCPPCommCtrlr.HeartbeatInterval")):
-        await probe.subscribe(f"$aws/things/{name}/shadow/update/accepted")
-        cp = await connect(name, subprotocol)
-        await cp.call("BootNotification", boot)
-        await adapter.ctx.sessions[name].link.client.wait_connected(10)
+    for name, subprotocol, key in (("cpS", "ocpp1.6", "HeartbeatInterval"),
+                                   ("cpS2", "ocpp2.0.1", "OCPPCommCtrlr.HeartbeatInterval")):
+        cp = await booted_with_shadow(adapter, probe, connect, name, subprotocol)
         await probe.publish(f"$aws/things/{name}/shadow/update",
                             {"state": {"desired": {"configuration": {key: 60, "Bad Key": 1}}}})
         frame = await cp.next_call()
@@ -219,14 +225,11 @@ async def test_a_password_desired_in_the_shadow_is_masked_and_removed_once_appli
 async def test_desired_availability_is_applied_and_reported(adapter: Any, probe: MqttProbe, connect: Any) -> None:
     """DESIGN §3's deltas carry availability too: EVSE id (1.6: connector id; "0" the whole charger) to
     Operative or Inoperative, sent as ChangeAvailability in each version's shape."""
-    for name, subprotocol, boot in (("cpAv", "ocpp1.6", boot_16()), ("cpAv2", "ocpp2.0.1", boot_2x())):
-        await probe.subscribe(f"$aws/things/{name}/shadow/update/accepted")
-        cp = await connect(name, subprotocol)
-        await cp.call("BootNotification", boot)
-        await adapter.ctx.sessions[name].link.client.wait_connected(10)
+    for name, subprotocol in (("cpAv", "ocpp1.6"), ("cpAv2", "ocpp2.0.1")):
+        cp = await booted_with_shadow(adapter, probe, connect, name, subprotocol)
         await probe.publish(f"$aws/things/{name}/shadow/update", {"state": {"desired": {"availability": {
             "0": "Operative", "2": "Inoperative", "x": "Inoperative", "1": "Closed"}}}})
-        whole, evse = await cp.next_call(), None
+        whole = await cp.next_call()
         await cp.answer(whole, {"status": "Accepted"})
         evse = await cp.next_call()
         await cp.answer(evse, {"status": "Scheduled"})
@@ -248,10 +251,7 @@ async def test_desired_availability_is_applied_and_reported(adapter: Any, probe:
 async def test_a_desired_key_that_would_make_an_invalid_request_is_never_sent(adapter: Any, probe: MqttProbe,
                                                                              connect: Any) -> None:
     """These requests skip the back-end requests' validation: a 1.6 key over 50 characters went to the charger."""
-    await probe.subscribe("$aws/things/cpLong/shadow/update/accepted")
-    cp = await connect("cpLong", "ocpp1.6")
-    await cp.call("BootNotification", boot_16())
-    await adapter.ctx.sessions["cpLong"].link.client.wait_connected(10)
+    cp = await booted_with_shadow(adapter, probe, connect, "cpLong", "ocpp1.6")
     long_key = "K" * 51
     await probe.publish("$aws/things/cpLong/shadow/update", {"state": {"desired": {"configuration": {
         long_key: 1, "HeartbeatInterval": 30}}}})
@@ -260,3 +260,47 @@ async def test_a_desired_key_that_would_make_an_invalid_request_is_never_sent(ad
     await cp.answer(frame, {"status": "Accepted"})
     _, report = await probe.wait_for(lambda t, b: "configuration_status" in b["state"].get("reported", {}))
     assert report["state"]["reported"]["configuration_status"] == {long_key: "Invalid", "HeartbeatInterval": "Accepted"}
+
+
+async def test_a_desired_charging_limit_sets_and_clears_the_chargers_maximum_profile(
+        adapter: Any, probe: MqttProbe, connect: Any) -> None:
+    """DESIGN §3's deltas carry a charging limit: the whole charger's maximum profile, one id the adapter owns."""
+    for name, subprotocol in (("cpLim", "ocpp1.6"), ("cpLim2", "ocpp2.1")):
+        cp = await booted_with_shadow(adapter, probe, connect, name, subprotocol)
+        await probe.publish(f"$aws/things/{name}/shadow/update", {"state": {"desired": {"charging_limit": {
+            "0": {"limit": 6800.04, "unit": "W"}, "1": {"limit": 16, "unit": "A"}}}}})
+        frame = await cp.next_call()
+        assert frame[2] == "SetChargingProfile"
+        if subprotocol == "ocpp1.6":
+            assert frame[3]["connectorId"] == 0
+            profile = frame[3]["csChargingProfiles"]
+            assert (profile["chargingProfileId"], profile["chargingProfilePurpose"]) == (
+                CHARGING_LIMIT_PROFILE_ID, "ChargePointMaxProfile")
+            schedule = profile["chargingSchedule"]
+        else:
+            assert frame[3]["evseId"] == 0
+            profile = frame[3]["chargingProfile"]
+            assert (profile["id"], profile["chargingProfilePurpose"]) == (
+                CHARGING_LIMIT_PROFILE_ID, "ChargingStationMaxProfile")
+            schedule = profile["chargingSchedule"][0]
+        assert (profile["stackLevel"], profile["chargingProfileKind"]) == (0, "Absolute")
+        assert schedule["chargingRateUnit"] == "W"
+        assert schedule["chargingSchedulePeriod"] == [{"startPeriod": 0, "limit": 6800.0}], "1.6: steps of 0.1"
+        await cp.answer(frame, {"status": "Accepted"})
+        _, report = await probe.wait_for(
+            lambda t, b, n=name: t == f"$aws/things/{n}/shadow/update/accepted"
+            and "charging_limit_status" in b["state"].get("reported", {}))
+        reported = report["state"]["reported"]
+        assert reported["charging_limit_status"] == {"0": "Accepted", "1": "Invalid"}
+        assert reported["charging_limit"] == {"0": {"limit": 6800.04, "unit": "W"}}, "as desired, so no delta stays"
+
+        await probe.publish(f"$aws/things/{name}/shadow/update",
+                            {"state": {"desired": {"charging_limit": {"0": "none", "1": None}}}})
+        frame = await cp.next_call()
+        key = "id" if subprotocol == "ocpp1.6" else "chargingProfileId"
+        assert frame[2:] == ["ClearChargingProfile", {key: CHARGING_LIMIT_PROFILE_ID}]
+        await cp.answer(frame, {"status": "Unknown"})  # none was set: as desired all the same
+        _, report = await probe.wait_for(
+            lambda t, b, n=name: t == f"$aws/things/{n}/shadow/update/accepted"
+            and b["state"].get("reported", {}).get("charging_limit") == {"0": "none"})
+        assert report["state"]["reported"]["charging_limit_status"] == {"0": "Unknown"}
