@@ -155,3 +155,70 @@ async def test_the_replay_outlives_a_store_error(adapter_factory: Any, probe: Mq
     assert failures == []
     assert [r.getMessage() for r in caplog.records if "outbox replay failed" in r.getMessage()] == [
         "outbox replay failed; trying again every second"], "once for the episode"
+
+
+async def without_replay_loop(adapter_factory: Any) -> Any:
+    """An adapter whose outbox is replayed only when the test calls for it."""
+    adapter = await adapter_factory()
+    loops = [t for t in adapter.ctx.bus._tasks if t.get_coro().__name__ == "_replay_loop"]
+    assert len(loops) == 1
+    loops[0].cancel()
+    return adapter
+
+
+def _items(count: int, prefix: str) -> list[OutboxItem]:
+    return [OutboxItem(f"{prefix}-{n:03}", f"ocpp/cp{n % 7}/transactions",
+                       orjson.dumps({"event_id": f"{prefix}-{n:03}", "type": "transaction_ended"}),
+                       datetime(2026, 12, 7, 0, 0, 0, n, tzinfo=UTC)) for n in range(count)]
+
+
+async def test_the_replay_keeps_a_window_in_flight_and_deletes_it_at_once(
+        adapter_factory: Any, probe: MqttProbe, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One item at a time waited a PUBACK round trip and a store delete each: tens a second on IoT Core and
+    DocumentDB. Now a window of items is in flight at once, in order, and deleted in one store call."""
+    from adapter.bus.bus import REPLAY_WINDOW
+
+    adapter = await without_replay_loop(adapter_factory)
+    await probe.subscribe("ocpp/#")
+    store, bus = adapter.ctx.store, adapter.ctx.bus
+    items = _items(2 * REPLAY_WINDOW + 20, "ev-w")
+    for item in items:
+        await store.outbox_put(item)
+    deletes: list[int] = []
+    delete = store.outbox_delete
+
+    async def counted(item_ids: list[str]) -> None:
+        deletes.append(len(item_ids))
+        await delete(item_ids)
+    monkeypatch.setattr(store, "outbox_delete", counted)
+    assert await bus.replay_outbox() == len(items)
+    await probe.wait_for(lambda t, b: b["event_id"] == items[-1].item_id)
+    assert [b["event_id"] for b in probe.on("ocpp/#")] == [item.item_id for item in items], "in order"
+    assert deletes == [REPLAY_WINDOW, REPLAY_WINDOW, 20]
+    assert await store.outbox_pending(10) == []
+
+
+async def test_a_failure_in_a_window_keeps_what_did_not_go_out_and_ends_the_pass(
+        adapter_factory: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The items PUBACKed around it are deleted; the failed one and every later window wait for the next pass."""
+    from adapter.bus.bus import REPLAY_WINDOW
+    from adapter.bus.client import MqttUnavailable
+
+    adapter = await without_replay_loop(adapter_factory)
+    store, bus = adapter.ctx.store, adapter.ctx.bus
+    items = _items(REPLAY_WINDOW + 5, "ev-f")
+    for item in items:
+        await store.outbox_put(item)
+    hand_off = bus._hand_off
+
+    async def no_puback_for_the_tenth(item: OutboxItem) -> None:
+        if item.item_id == items[10].item_id:
+            raise MqttUnavailable("no PUBACK within the ack timeout")
+        await hand_off(item)
+    monkeypatch.setattr(bus, "_hand_off", no_puback_for_the_tenth)
+    with pytest.raises(MqttUnavailable):
+        await bus.replay_outbox()
+    left = [item.item_id for item in await store.outbox_pending(100)]
+    assert left == [items[10].item_id] + [item.item_id for item in items[REPLAY_WINDOW:]]
+    monkeypatch.setattr(bus, "_hand_off", hand_off)
+    assert await bus.replay_outbox() == 6
