@@ -19,10 +19,17 @@ class OpenTransaction:
     charging_state: str | None = None  # 2.x: the last one reported, so a repeat is not an update
 
 
+_SEVERAL = -1  # an EVSE whose status reports named more than one connector
+
+
 class TransactionBook:
+    __slots__ = ("_connectors", "_open")
+
     def __init__(self) -> None:
         self._open: dict[str, OpenTransaction] = {}
-        self._connectors: dict[int, set[int]] = {}  # 2.x EVSE id -> connector ids its status reports named
+        # 2.x EVSE id -> the connector its status reports named, or _SEVERAL; made at the first (one per session
+        # of the fleet, so 1.6 sessions, which never name one, keep none)
+        self._connectors: dict[int, int] | None = None
 
     def open(self, tx: OpenTransaction) -> None:
         self._open[tx.transaction_id] = tx
@@ -34,7 +41,10 @@ class TransactionBook:
         return self._open.pop(transaction_id, None)
 
     def note_connector(self, evse_id: int, connector_id: int) -> None:
-        self._connectors.setdefault(evse_id, set()).add(connector_id)
+        if self._connectors is None:
+            self._connectors = {}
+        if self._connectors.setdefault(evse_id, connector_id) != connector_id:
+            self._connectors[evse_id] = _SEVERAL
 
     def connector_of(self, evse_id: int) -> int | None:
         """The connector a 2.x message naming only the EVSE is about: the one its open transaction uses (an
@@ -42,8 +52,8 @@ class TransactionBook:
         for tx in self._open.values():
             if tx.evse_id == evse_id and tx.connector_id is not None:
                 return tx.connector_id
-        known = self._connectors.get(evse_id, ())
-        return next(iter(known)) if len(known) == 1 else None
+        known = self._connectors.get(evse_id) if self._connectors else None
+        return None if known == _SEVERAL else known
 
     def __len__(self) -> int:
         return len(self._open)
