@@ -6,6 +6,7 @@ ValueError for what no request can express. The caller validates the request and
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -22,7 +23,9 @@ Request = tuple[str, dict[str, Any]]
 CHARGING_LIMIT_PROFILE_ID = 1_000_001
 NO_LIMIT = "none"
 _AVAILABILITY = ("Operative", "Inoperative")
-_RATE_UNITS = ("W", "A")
+# One string, not {"limit", "unit"}: a shadow delta names only the fields that changed (IoT Core's, and the local
+# stand-in's), so a new limit in the same unit would arrive without its unit.
+_LIMIT = re.compile(r"(\d+(?:\.\d+)?) ?(W|A)")
 # What the charger did (or will do) as desired. Scheduled: an availability change made once its transaction
 # ends. Unknown, to ClearChargingProfile: there was no limit to clear, which is what was desired.
 _APPLIED = {"Accepted", "RebootRequired", "Scheduled"}
@@ -62,7 +65,7 @@ def availability_request(version: Version, key: str, value: Any) -> Request:
 
 
 def charging_limit_request(version: Version, key: str, value: Any) -> Request:
-    """``"0"`` (the whole charger) to ``{"limit": n, "unit": "W" | "A"}``: a station-wide maximum profile
+    """``"0"`` (the whole charger) to ``"22000 W"`` or ``"32 A"``: a station-wide maximum profile
     (ChargePointMaxProfile, ChargingStationMaxProfile) in force from now until changed; ``"none"`` clears it.
     Per-EVSE limits belong to smart charging's transaction profiles, not to this maximum."""
     if _evse(key) != 0:
@@ -70,9 +73,10 @@ def charging_limit_request(version: Version, key: str, value: Any) -> Request:
     if value == NO_LIMIT:
         return "ClearChargingProfile", ({"id": CHARGING_LIMIT_PROFILE_ID} if version is Version.V16
                                         else {"chargingProfileId": CHARGING_LIMIT_PROFILE_ID})
-    limit, unit = (value.get("limit"), value.get("unit")) if isinstance(value, dict) else (None, None)
-    if not isinstance(limit, int | float) or isinstance(limit, bool) or limit < 0 or unit not in _RATE_UNITS:
-        raise ValueError(f'a charging limit is {{"limit": number >= 0, "unit": "W" or "A"}} or "none", got {value!r}')
+    match = _LIMIT.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        raise ValueError(f'a charging limit is a number and a unit, "22000 W" or "32 A", or "none"; got {value!r}')
+    limit, unit = match.groups()
     period = {"startPeriod": 0, "limit": round(float(limit), 1)}  # 1.6 limits are multiples of 0.1
     profile: dict[str, Any] = {"stackLevel": 0, "chargingProfileKind": "Absolute"}
     schedule: dict[str, Any] = {"startSchedule": now_iso(), "chargingRateUnit": unit,

@@ -262,38 +262,43 @@ async def test_a_desired_key_that_would_make_an_invalid_request_is_never_sent(ad
     assert report["state"]["reported"]["configuration_status"] == {long_key: "Invalid", "HeartbeatInterval": "Accepted"}
 
 
-async def test_a_desired_charging_limit_sets_and_clears_the_chargers_maximum_profile(
+async def limit_set(probe: MqttProbe, cp: Any, name: str, subprotocol: str, value: str, expected: float) -> None:
+    """Desire a charging limit (and a per-EVSE one, refused); check the profile sent, accept it, await the report."""
+    await probe.publish(f"$aws/things/{name}/shadow/update",
+                        {"state": {"desired": {"charging_limit": {"0": value, "1": "16 A"}}}})
+    frame = await cp.next_call()
+    assert frame[2] == "SetChargingProfile"
+    if subprotocol == "ocpp1.6":
+        assert frame[3]["connectorId"] == 0
+        profile = frame[3]["csChargingProfiles"]
+        assert (profile["chargingProfileId"], profile["chargingProfilePurpose"]) == (
+            CHARGING_LIMIT_PROFILE_ID, "ChargePointMaxProfile")
+        schedule = profile["chargingSchedule"]
+    else:
+        assert frame[3]["evseId"] == 0
+        profile = frame[3]["chargingProfile"]
+        assert (profile["id"], profile["chargingProfilePurpose"]) == (
+            CHARGING_LIMIT_PROFILE_ID, "ChargingStationMaxProfile")
+        schedule = profile["chargingSchedule"][0]
+    assert (profile["stackLevel"], profile["chargingProfileKind"]) == (0, "Absolute")
+    assert (schedule["chargingRateUnit"], schedule["chargingSchedulePeriod"]) == (
+        "W", [{"startPeriod": 0, "limit": expected}])
+    await cp.answer(frame, {"status": "Accepted"})
+    _, report = await probe.wait_for(
+        lambda t, b: t == f"$aws/things/{name}/shadow/update/accepted"
+        and b["state"].get("reported", {}).get("charging_limit") == {"0": value})
+    assert report["state"]["reported"]["charging_limit_status"] == {"0": "Accepted", "1": "Invalid"}
+
+
+async def test_a_desired_charging_limit_sets_changes_and_clears_the_chargers_maximum_profile(
         adapter: Any, probe: MqttProbe, connect: Any) -> None:
-    """DESIGN §3's deltas carry a charging limit: the whole charger's maximum profile, one id the adapter owns."""
+    """DESIGN §3's deltas carry a charging limit: the whole charger's maximum profile, one id the adapter owns.
+    A limit is one string ("22000 W"), since a delta names only the fields that changed: a second limit in the
+    same unit, as {"limit", "unit"}, would arrive without its unit."""
     for name, subprotocol in (("cpLim", "ocpp1.6"), ("cpLim2", "ocpp2.1")):
         cp = await booted_with_shadow(adapter, probe, connect, name, subprotocol)
-        await probe.publish(f"$aws/things/{name}/shadow/update", {"state": {"desired": {"charging_limit": {
-            "0": {"limit": 6800.04, "unit": "W"}, "1": {"limit": 16, "unit": "A"}}}}})
-        frame = await cp.next_call()
-        assert frame[2] == "SetChargingProfile"
-        if subprotocol == "ocpp1.6":
-            assert frame[3]["connectorId"] == 0
-            profile = frame[3]["csChargingProfiles"]
-            assert (profile["chargingProfileId"], profile["chargingProfilePurpose"]) == (
-                CHARGING_LIMIT_PROFILE_ID, "ChargePointMaxProfile")
-            schedule = profile["chargingSchedule"]
-        else:
-            assert frame[3]["evseId"] == 0
-            profile = frame[3]["chargingProfile"]
-            assert (profile["id"], profile["chargingProfilePurpose"]) == (
-                CHARGING_LIMIT_PROFILE_ID, "ChargingStationMaxProfile")
-            schedule = profile["chargingSchedule"][0]
-        assert (profile["stackLevel"], profile["chargingProfileKind"]) == (0, "Absolute")
-        assert schedule["chargingRateUnit"] == "W"
-        assert schedule["chargingSchedulePeriod"] == [{"startPeriod": 0, "limit": 6800.0}], "1.6: steps of 0.1"
-        await cp.answer(frame, {"status": "Accepted"})
-        _, report = await probe.wait_for(
-            lambda t, b, n=name: t == f"$aws/things/{n}/shadow/update/accepted"
-            and "charging_limit_status" in b["state"].get("reported", {}))
-        reported = report["state"]["reported"]
-        assert reported["charging_limit_status"] == {"0": "Accepted", "1": "Invalid"}
-        assert reported["charging_limit"] == {"0": {"limit": 6800.04, "unit": "W"}}, "as desired, so no delta stays"
-
+        await limit_set(probe, cp, name, subprotocol, "6800.04 W", 6800.0)  # 1.6: steps of 0.1
+        await limit_set(probe, cp, name, subprotocol, "11000 W", 11000.0)
         await probe.publish(f"$aws/things/{name}/shadow/update",
                             {"state": {"desired": {"charging_limit": {"0": "none", "1": None}}}})
         frame = await cp.next_call()
@@ -304,3 +309,4 @@ async def test_a_desired_charging_limit_sets_and_clears_the_chargers_maximum_pro
             lambda t, b, n=name: t == f"$aws/things/{n}/shadow/update/accepted"
             and b["state"].get("reported", {}).get("charging_limit") == {"0": "none"})
         assert report["state"]["reported"]["charging_limit_status"] == {"0": "Unknown"}
+        assert cp.incoming_calls.empty(), "nothing was sent for key 1, a per-EVSE limit"
