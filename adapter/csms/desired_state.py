@@ -33,7 +33,10 @@ _APPLIED_BY = {"ClearChargingProfile": {"Accepted", "Unknown"}}
 
 
 def configuration_request(version: Version, key: str, value: Any) -> Request:
-    """1.6 keys go through ChangeConfiguration; 2.x keys are ``Component.Variable`` for SetVariables."""
+    """1.6 keys go through ChangeConfiguration; 2.x keys are ``Component.Variable`` for SetVariables. A value is
+    sent as text. Not an object: a delta names only its fields that changed, which would be sent as the value."""
+    if isinstance(value, dict):
+        raise ValueError(f"configuration values are strings, numbers, booleans or lists, got an object for {key!r}")
     text = value if isinstance(value, str) else orjson.dumps(value).decode()
     payload: dict[str, Any]
     if version is Version.V16:

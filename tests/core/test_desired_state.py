@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from adapter.csms.desired_state import charging_limit_request, outcome
+from adapter.csms.desired_state import charging_limit_request, configuration_request, outcome
 from adapter.ocpp.validation import validate
 from adapter.ocpp.versions import Version
 
@@ -51,3 +51,11 @@ def test_a_charging_limit_is_sent_in_its_unit_at_the_versions_precision() -> Non
     schedule = payload["chargingProfile"]["chargingSchedule"][0]
     assert (schedule["chargingRateUnit"], schedule["chargingSchedulePeriod"]) == (
         "A", [{"startPeriod": 0, "limit": 32.0}])
+
+
+def test_a_configuration_value_is_no_object() -> None:
+    """A later delta of an object names only its changed fields, which would go out as the whole value."""
+    with pytest.raises(ValueError, match="an object"):
+        configuration_request(Version.V16, "MeterValuesSampledData", {"a": 1})
+    assert configuration_request(Version.V16, "MeterValuesSampledData", ["Energy.Active.Import.Register"])[1] == {
+        "key": "MeterValuesSampledData", "value": '["Energy.Active.Import.Register"]'}
