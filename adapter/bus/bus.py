@@ -223,7 +223,11 @@ class Bus:
             await self._control.stop()
 
     def _control_connected(self) -> None:
-        """After every (re)connection: the Will may have said offline while the link was down."""
+        """After every (re)connection: the Will may have said offline while the link was down. Who is online is
+        learnt again from the retained statuses the restored subscription brings: a clear missed meanwhile would
+        leave a stopped instance counted online for good, and if its id were the least, nobody would speak for
+        a crashed one."""
+        self._online.clear()
         self.nodelay.request()
         self.control.publish_nowait(self.status_topic(self.adapter_id), self._status("online", "connected"),
                                     _log_failure, retain=True)
@@ -282,12 +286,15 @@ class Bus:
             self.on_lifecycle(cp, holder, data)
 
     def _on_status(self, topic: str, payload: bytes) -> None:
+        if not payload:  # a retained status cleared: a stopped instance, or a crash's Will swept
+            head, _, tail = self.status_topic("\0").partition("\0")
+            self._online.discard(topic[len(head):len(topic) - len(tail)])
+            return
         try:
             status = orjson.loads(payload)
             adapter_id, online = status["adapter_id"], status["status"] == "online"
-        except (orjson.JSONDecodeError, KeyError, TypeError):  # also a retained status being cleared (empty)
-            if payload:
-                log.warning("ignoring malformed adapter status", extra={"topic": topic})
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            log.warning("ignoring malformed adapter status", extra={"topic": topic})
             return
         if online:
             self._online.add(adapter_id)

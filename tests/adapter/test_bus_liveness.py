@@ -347,3 +347,54 @@ async def test_sessions_of_a_crashed_instance_are_ended_a_bounded_number_per_swe
         await bus.stop()
         for cp in ("cpS1", "cpS2"):
             await probe.client.publish(f"/devices/lifecycle/{cp}", b"", retain=True)
+
+
+async def test_an_instance_whose_status_was_cleared_is_no_longer_counted_online(probe: MqttProbe,
+                                                                               mosquitto: Broker) -> None:
+    """A stopped instance clears its status. Counted online for good, with the least id, it would be the one
+    to speak for a crashed instance, and nobody would."""
+    def online(adapter_id: str) -> bytes:
+        return orjson.dumps({"adapter_id": adapter_id, "status": "online", "reason": "connected"})
+
+    await probe.subscribe("/devices/lifecycle/+")
+    await probe.client.publish(STATUS.format("aa-stopped"), online("aa-stopped"), retain=True)
+    await probe.client.publish("/devices/lifecycle/cpC", claim("cpC", "crashed"), retain=True)
+    await probe.client.publish(STATUS.format("crashed"), will("crashed"), retain=True)
+    bus = survivor_bus(mosquitto, "mm-survivor")
+    bus.status_grace_s = 3600.0  # its own sweep loop (every 60 s) stays out of the way
+    await bus.start()
+    try:
+        await until(lambda: "aa-stopped" in bus._online and bus._holders.get("cpC") is not None)
+        heard_long_ago(bus, "crashed")
+        bus.sweep_statuses()
+        assert bus._holders.get("cpC") is not None, "the least id online speaks, and that is not this one"
+        await probe.client.publish(STATUS.format("aa-stopped"), b"", retain=True)
+        await until(lambda: "aa-stopped" not in bus._online)
+        bus.sweep_statuses()
+        await probe.wait_for(lambda t, b: t == "/devices/lifecycle/cpC" and b["data"]["event"] == "disconnected")
+    finally:
+        await bus.stop()
+        for topic in ("/devices/lifecycle/cpC", STATUS.format("crashed")):
+            await probe.client.publish(topic, b"", retain=True)
+
+
+async def test_who_is_online_is_learnt_again_after_a_reconnection(probe: MqttProbe, mosquitto: Broker) -> None:
+    """A status cleared while the link was down leaves no message to hear: what the bus counted online before
+    is forgotten, and the retained statuses the restored subscription brings say who is."""
+    from adapter.bus.bus import Bus, MqttMode
+    from adapter.bus.topics import Topics
+
+    relay = Relay(mosquitto)
+    await relay.open()
+    await probe.subscribe(STATUS.format("+"))
+    bus = Bus(parse_endpoint(relay.url), mode=MqttMode.SHARED, adapter_id="rejoining", topics=Topics(), pool_size=1)
+    await bus.start()
+    try:
+        await until(lambda: "rejoining" in bus._online)
+        bus._online.add("aa-cleared-meanwhile")
+        await relay.cut()
+        await relay.open()
+        await probe.wait_for(is_status("rejoining", "offline", "connection lost"))
+        await until(lambda: bus._online == {"rejoining"}, timeout=30)
+    finally:
+        await bus.stop()
