@@ -208,6 +208,21 @@ def survivor_bus(mosquitto: Broker, adapter_id: str) -> Any:
                pool_size=1, status_grace_s=0.2)
 
 
+async def crashed_holding(probe: MqttProbe, crashed: str, *chargers: str) -> None:
+    """What a crash leaves on the broker: its chargers' retained claims and its retained Will."""
+    for cp in chargers:
+        await probe.client.publish(f"/devices/lifecycle/{cp}", claim(cp, crashed), retain=True)
+    await probe.client.publish(STATUS.format(crashed), will(crashed), retain=True)
+
+
+async def started_bus_sweeping_on_demand(mosquitto: Broker, adapter_id: str) -> Any:
+    """A live instance's bus whose own sweep loop (every 60 s with this grace) stays out of the test's way."""
+    bus = survivor_bus(mosquitto, adapter_id)
+    bus.status_grace_s = 3600.0
+    await bus.start()
+    return bus
+
+
 def heard_long_ago(bus: Any, adapter_id: str) -> None:
     """As if the instance's offline status had come a grace period ago (the bus's own sweep is a minute away)."""
     heard, retained = bus._gone[adapter_id]
@@ -250,11 +265,8 @@ async def test_a_crashed_instances_chargers_that_never_return_are_ended_then_its
 async def test_a_charger_back_elsewhere_within_the_grace_period_is_not_ended(probe: MqttProbe,
                                                                              mosquitto: Broker) -> None:
     await probe.subscribe(STATUS.format("+"), "/devices/lifecycle/+")
-    await probe.client.publish("/devices/lifecycle/cpB", claim("cpB", "crashed"), retain=True)
-    await probe.client.publish(STATUS.format("crashed"), will("crashed"), retain=True)
-    bus = survivor_bus(mosquitto, "survivor")
-    bus.status_grace_s = 3600.0  # its own sweep loop (every 60 s) stays out of the way
-    await bus.start()
+    await crashed_holding(probe, "crashed", "cpB")
+    bus = await started_bus_sweeping_on_demand(mosquitto, "survivor")
     try:
         await probe.client.publish("/devices/lifecycle/cpB", claim("cpB", "survivor", "s-2"), retain=True)
         await until(lambda: bus.holder_of("cpB") == "survivor")
@@ -318,12 +330,8 @@ async def test_sessions_of_a_crashed_instance_are_ended_a_bounded_number_per_swe
 
     monkeypatch.setattr(bus_module, "LOST_PER_SWEEP", 1)
     await probe.subscribe(STATUS.format("+"), "/devices/lifecycle/+")
-    for cp in ("cpS1", "cpS2"):
-        await probe.client.publish(f"/devices/lifecycle/{cp}", claim(cp, "many"), retain=True)
-    await probe.client.publish(STATUS.format("many"), will("many"), retain=True)
-    bus = survivor_bus(mosquitto, "survivor")
-    bus.status_grace_s = 3600.0  # its own sweep loop (every 60 s) stays out of the way
-    await bus.start()
+    await crashed_holding(probe, "many", "cpS1", "cpS2")
+    bus = await started_bus_sweeping_on_demand(mosquitto, "survivor")
 
     def ended() -> list[str]:
         return [t for t, b in probe.messages if t.startswith("/devices/lifecycle/cpS") and b
@@ -358,11 +366,8 @@ async def test_an_instance_whose_status_was_cleared_is_no_longer_counted_online(
 
     await probe.subscribe("/devices/lifecycle/+")
     await probe.client.publish(STATUS.format("aa-stopped"), online("aa-stopped"), retain=True)
-    await probe.client.publish("/devices/lifecycle/cpC", claim("cpC", "crashed"), retain=True)
-    await probe.client.publish(STATUS.format("crashed"), will("crashed"), retain=True)
-    bus = survivor_bus(mosquitto, "mm-survivor")
-    bus.status_grace_s = 3600.0  # its own sweep loop (every 60 s) stays out of the way
-    await bus.start()
+    await crashed_holding(probe, "crashed", "cpC")
+    bus = await started_bus_sweeping_on_demand(mosquitto, "mm-survivor")
     try:
         await until(lambda: "aa-stopped" in bus._online and bus._holders.get("cpC") is not None)
         heard_long_ago(bus, "crashed")
