@@ -33,7 +33,7 @@ class ShadowReporter:
         self._link.publish_nowait(self._topic, orjson.dumps({"state": state}))
 
     def on_delta(self, session: ChargerSession) -> Callable[[str, bytes], None]:
-        """Desired configuration changed while the charger is connected."""
+        """Desired state changed while the charger is connected."""
         def handle(topic: str, payload: bytes) -> None:
             state = self._fresh_state(payload, session)
             if state is not None:
@@ -56,7 +56,7 @@ class ShadowReporter:
         self._link.publish_nowait(get_topic, orjson.dumps({"clientToken": session.session_id}))
 
     def _apply_soon(self, session: ChargerSession, desired: dict[str, Any]) -> None:
-        if any(isinstance(desired.get(section), dict) and desired[section] for section in SECTIONS):
+        if _wanted(desired):
             task = asyncio.create_task(self.apply_desired(session, desired))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -87,11 +87,8 @@ class ShadowReporter:
         and without it no delta keeps asking for it."""
         report: dict[str, Any] = {}
         spent: dict[str, Any] = {}
-        for section, build in SECTIONS.items():
-            wanted = desired.get(section)
-            if not isinstance(wanted, dict) or not wanted:
-                continue
-            statuses, applied, secrets = await self._apply_section(session, section, build, wanted)
+        for section, wanted in _wanted(desired):
+            statuses, applied, secrets = await self._apply_section(session, section, SECTIONS[section], wanted)
             report[f"{section}_status"] = statuses
             if applied:
                 report[section] = applied
@@ -123,3 +120,9 @@ class ShadowReporter:
                 if secret:
                     secrets[key] = None
         return statuses, applied, secrets
+
+
+def _wanted(desired: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The sections the adapter applies that a delta or document names, with what they ask for."""
+    return [(section, wanted) for section in SECTIONS
+            if isinstance(wanted := desired.get(section), dict) and wanted]
