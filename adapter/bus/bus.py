@@ -39,6 +39,8 @@ STATUS_GRACE_S = 300.0
 # Sessions of gone instances ended per sweep (two publishes each): on IoT Core the control connection carries
 # 100 publishes a second, and its own traffic (not_connected answers, delegation) must not wait behind thousands.
 LOST_PER_SWEEP = 500
+# A session's topic filters: its requests, and its shadow's delta, get/accepted and update/rejected.
+FILTERS_PER_CHARGER = 4
 # Outbox items a replay has in flight at once. One at a time, each waited a PUBACK round trip and a store delete:
 # tens of items a second on IoT Core and DocumentDB, hours for an outage's backlog.
 REPLAY_WINDOW = 50
@@ -192,9 +194,10 @@ class Bus:
         if self.mode is MqttMode.SHARED:
             if self.endpoint.is_iot_core:
                 log.warning("shared MQTT mode on AWS IoT Core: each connection may publish 100 messages a second "
-                            "and hold 50 subscriptions (3 per charger), so this process's pool carries at most "
+                            "and hold 50 subscriptions (%d per charger), so this process's pool carries at most "
                             "%d msg/s and %d chargers; per-charger mode has no such ceiling",
-                            100 * self._pool_size, 50 // 3 * self._pool_size)
+                            FILTERS_PER_CHARGER, 100 * self._pool_size,
+                            50 // FILTERS_PER_CHARGER * self._pool_size)
             self._pool = [MqttClient(self.endpoint, self._own_client_id(str(i)), on_connected=self.nodelay.request)
                           for i in range(self._pool_size)]
             for client in self._pool:

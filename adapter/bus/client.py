@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 
 # AWS IoT Core refuses a SUBSCRIBE of more than 8 topic filters (a fixed quota); a shared-mode pool connection
-# restores 3 per charger after a reconnect.
+# restores 4 per charger after a reconnect.
 MAX_FILTERS_PER_SUBSCRIBE = 8
 # A restore that failed is tried again after 1 s, doubling to a minute.
 RESTORE_RETRY_S = 1.0

@@ -1,7 +1,8 @@
 """A local stand-in for IoT Core's device-shadow service, so shadow flows behave on Mosquitto as in AWS.
 
 Implements the classic (unnamed) shadow topics: update -> accepted/rejected/delta/documents, get, delete,
-with versions, optimistic locking on ``version``, and IoT Core's 400 rejections of malformed state.
+with versions, optimistic locking on ``version``, IoT Core's 400 rejections of malformed state, and its 413 for
+a state document over 8 KB.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from adapter.bus.client import MqttClient
 log = logging.getLogger(__name__)
 
 Doc = dict[str, Any]
+
+MAX_STATE_BYTES = 8 * 1024  # IoT Core's limit on a shadow's desired and reported state together
 
 
 def merge(target: Doc, patch: Doc) -> Doc:
@@ -103,6 +106,10 @@ class LocalShadowService:
         for section, patch in state.items():  # a null section deletes it whole
             current_state[section] = merge(current_state.get(section, {}), patch) if patch is not None else {}
         current_state = {k: v for k, v in current_state.items() if v}
+        if len(orjson.dumps(current_state)) > MAX_STATE_BYTES:
+            self._reply(f"{base}/rejected", {"code": 413, "message": "The payload exceeds the maximum size allowed",
+                                             **_token(request)})
+            return
         now = int(time.time())
         current = {"state": current_state, "version": previous["version"] + 1}
         self._docs[thing] = current

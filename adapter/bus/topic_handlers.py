@@ -1,6 +1,6 @@
 """Which handler takes an incoming topic, in a few dict lookups however many filters a client holds.
 
-A shared pool connection holds three filters per charger, one of them a wildcard (``req/v1/{cp}/#``); a
+A shared pool connection holds four filters per charger, one of them a wildcard (``req/v1/{cp}/#``); a
 linear scan over them cost milliseconds per back-end request at thousands of chargers. Wildcard filters
 are bucketed by their literal levels before the first wildcard, so a topic only tries the buckets of its
 own prefixes.

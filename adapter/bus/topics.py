@@ -26,6 +26,9 @@ class Topics:
     def shadow_update(self, cp: str) -> str:
         return f"{self.shadow.format(cp=cp)}/update"
 
+    def shadow_update_rejected(self, cp: str) -> str:
+        return f"{self.shadow.format(cp=cp)}/update/rejected"
+
     def shadow_delta(self, cp: str) -> str:
         return f"{self.shadow.format(cp=cp)}/update/delta"
 

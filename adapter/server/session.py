@@ -77,7 +77,7 @@ class ChargerSession:
         self.last_seen = time.monotonic()
         self.conn = OcppConnection(version, strict=ctx.settings.strict)
         self.state = state
-        self.shadow = ShadowReporter(link, ctx.bus.topics.shadow_update(charger_id))
+        self.shadow = ShadowReporter(link, ctx.bus.topics.shadow_update(charger_id), self.session_id)
         self._calls: asyncio.Queue[_Queued] = asyncio.Queue()
         self._requests: asyncio.Queue[BackendRequest] = asyncio.Queue(ctx.settings.request_queue_limit)
         self._pending: asyncio.Future[IncomingResult | IncomingError] | None = None
@@ -100,6 +100,7 @@ class ChargerSession:
         try:
             await self.link.subscribe({topics.requests_of(self.charger_id): self._on_request_message,
                                        topics.shadow_delta(self.charger_id): self.shadow.on_delta(self),
+                                       topics.shadow_update_rejected(self.charger_id): self.shadow.reports.on_rejected,
                                        topics.shadow_get_accepted(self.charger_id): self.shadow.on_document(self)})
             self._tasks = [asyncio.create_task(self._call_worker()), asyncio.create_task(self._request_worker()),
                            asyncio.create_task(self._announce())]
@@ -144,6 +145,7 @@ class ChargerSession:
         else:
             self._lifecycle("disconnected", reason or "connection closed", code)
             self.shadow.report({"connection": disconnected(reason, code)})
+        self.shadow.reports.close()
         self.ctx.spawn(self.ctx.store.close_connection(self.session_id, datetime.now(UTC), code, reason))
         await self.link.close()
         self.finished.set()

@@ -15,6 +15,7 @@ from adapter.csms.desired_state import SECTIONS, Build, outcome
 from adapter.ocpp.errors import OcppError
 from adapter.ocpp.validation import validate
 from adapter.security import password_change
+from adapter.server.shadow_reports import ShadowReports
 
 if TYPE_CHECKING:
     from adapter.server.session import ChargerSession
@@ -22,15 +23,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 class ShadowReporter:
-    def __init__(self, link: Link, update_topic: str) -> None:
+    def __init__(self, link: Link, update_topic: str, session_id: str) -> None:
         self._link = link
-        self._topic = update_topic
+        self.reports = ShadowReports(link, update_topic, session_id)
         self._tasks: set[asyncio.Task[None]] = set()
         self._seen_version = -1
 
     def report(self, reported: dict[str, Any], desired: dict[str, Any] | None = None) -> None:
-        state = {"reported": reported} if desired is None else {"reported": reported, "desired": desired}
-        self._link.publish_nowait(self._topic, orjson.dumps({"state": state}))
+        self.reports.report(reported, desired)
 
     def on_delta(self, session: ChargerSession) -> Callable[[str, bytes], None]:
         """Desired state changed while the charger is connected."""

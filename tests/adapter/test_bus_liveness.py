@@ -18,6 +18,7 @@ import websockets
 from adapter.bus.client import MqttClient
 from adapter.bus.endpoint import parse_endpoint
 from adapter.bus.lifecycle import claim_of, lifecycle_event, lost
+from adapter.server import shadow_reports
 from tests.adapter.events import boot_16
 from tests.adapter.test_process import ROOT, wait_listening
 from tests.conftest import Broker, MqttProbe, free_port
@@ -300,9 +301,11 @@ async def test_one_live_instance_speaks_for_a_crashed_one(probe: MqttProbe, mosq
 
 
 async def test_a_live_session_declared_lost_says_connected_again(adapter_factory: Any, probe: MqttProbe,
-                                                                 connect: Any) -> None:
+                                                                 connect: Any, monkeypatch: pytest.MonkeyPatch,
+                                                                 ) -> None:
     """Its instance was only cut off from the broker (or the charger came here as another instance spoke): the
     session announces itself again, under a new event id that de-duplication on event_id keeps."""
+    monkeypatch.setattr(shadow_reports, "REPORT_INTERVAL_S", 0.0)  # each report its own update, to tell them apart
     adapter = await adapter_factory(adapter_id="alive")
     await probe.subscribe("/devices/lifecycle/+", "$aws/things/+/shadow/update")
     cp = await connect("cpR", "ocpp1.6")

@@ -71,3 +71,12 @@ async def test_a_malformed_state_is_rejected_and_changes_nothing(shadow: MqttPro
     assert topic.endswith("/rejected") and (rejected["code"], rejected["message"]) == (400, message)
     doc = await document(shadow)
     assert doc["state"]["desired"] == {"a": 1} and doc["version"] == 1
+
+
+async def test_a_state_over_8_kb_is_rejected_with_413_and_changes_nothing(shadow: MqttProbe) -> None:
+    await update(shadow, {"state": {"reported": {"a": "x" * 4000}}})
+    topic, rejected = await update(shadow, {"state": {"desired": {"b": "y" * 4200}}, "clientToken": "t2"})
+    assert topic.endswith("/rejected") and (rejected["code"], rejected["clientToken"]) == (413, "t2")
+    topic, _ = await update(shadow, {"state": {"desired": {"b": "y" * 4000}}})  # just under 8 KB
+    assert topic.endswith("/accepted")
+    assert (await document(shadow))["version"] == 2

@@ -286,7 +286,7 @@ async def test_iot_core_endpoints_get_awscrts_iot_core_validation_and_pacing(
 
 async def test_shared_mode_on_iot_core_warns_of_its_ceiling(caplog: pytest.LogCaptureFixture) -> None:
     """IoT Core allows a connection 100 publishes a second and 50 subscriptions (a fixed and a default quota): a
-    pool of 2 carries at most 200 msg/s and 32 chargers, which an operator must hear before the fleet grows."""
+    pool of 2 carries at most 200 msg/s and 24 chargers, which an operator must hear before the fleet grows."""
     from adapter.bus.bus import Bus, MqttMode
     from adapter.bus.topics import Topics
 
@@ -299,7 +299,7 @@ async def test_shared_mode_on_iot_core_warns_of_its_ceiling(caplog: pytest.LogCa
         await asyncio.gather(*(client.stop(drain_timeout=0.1) for client in [*bus._pool, bus.control]))
     assert [r.getMessage() for r in caplog.records if "IoT Core" in r.getMessage()] == [
         "shared MQTT mode on AWS IoT Core: each connection may publish 100 messages a second and hold 50 "
-        "subscriptions (3 per charger), so this process's pool carries at most 200 msg/s and 32 chargers; "
+        "subscriptions (4 per charger), so this process's pool carries at most 200 msg/s and 24 chargers; "
         "per-charger mode has no such ceiling"]
 
 
