@@ -3,9 +3,10 @@
 A boot says connected, vendor and model, then a status per connector: one shadow update each would be five or
 more within a second. IoT Core keeps at most 10 shadow messages in flight per thing, throttles updates per
 account (429), and bills each one; the local stand-in spends a worker's CPU on each in a storm. So a report
-goes out at once when none went out for ``REPORT_INTERVAL_S``, and reports within that interval merge into
-one update at its end. Merging follows the shadow's own rules (objects merge, ``null`` deletes), so the
-document ends up as it would have after each update in turn.
+waits ``REPORT_INTERVAL_S``, and whatever is reported meanwhile goes out with it as one update; the session's
+end sends what waits at once. Merging follows the shadow's own rules (objects merge, ``null`` deletes), so the
+document ends up as it would have after each update in turn. The lifecycle event, not the shadow, is the
+prompt word that a charger connected.
 
 An update IoT Core throttles or fails (429, 5xx) is sent again, merged under what was reported since; any
 other rejection (413: the document would pass 8 KB) is logged and dropped, as sending it again would fail alike.
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import Any
 
 import orjson
@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 Patch = dict[str, Any]
 
-REPORT_INTERVAL_S = 0.5
+REPORT_INTERVAL_S = 1.0
 RETRYABLE = frozenset({429, 500, 503})
 MAX_ATTEMPTS = 5  # a report rejected this often in a row is dropped: the shadow service is not coming back soon
 MAX_RETRY_DELAY_S = 30.0
@@ -77,7 +77,6 @@ class ShadowReports:
         self._pending: Patch | None = None
         self._attempts = 0  # rejections in a row of what ``_pending`` carries
         self._timer: asyncio.TimerHandle | None = None
-        self._sent_at = float("-inf")
         self._closed = False
         self._count = 0
         self._sent: dict[str, tuple[bytes, int]] = {}  # client token -> (payload, attempts), oldest first
@@ -89,7 +88,7 @@ class ShadowReports:
         elif not compose(self._pending, state):
             self.flush()
             self._pending = _copy(state)
-        self._schedule(self._sent_at + REPORT_INTERVAL_S - time.monotonic())
+        self._schedule(REPORT_INTERVAL_S)
 
     def _schedule(self, delay: float) -> None:
         if self._timer is not None:
@@ -119,7 +118,6 @@ class ShadowReports:
         if len(self._sent) > _REMEMBERED:
             del self._sent[next(iter(self._sent))]
         self._attempts = 0
-        self._sent_at = time.monotonic()
         self._link.publish_nowait(self._topic, payload)
 
     def on_rejected(self, topic: str, payload: bytes) -> None:

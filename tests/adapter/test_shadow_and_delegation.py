@@ -96,11 +96,10 @@ async def test_configuration_desired_while_offline_is_applied_when_the_charger_m
     assert frame[2:] == ["ChangeConfiguration", {"key": "MeterValueSampleInterval", "value": "30"}]
     await cp.answer(frame, {"status": "Accepted"})
     await cp.close()
-    # applied once: the next session finds nothing left to apply
+    # applied once: the next session finds nothing left to apply (its document, unlike the first's, has reports)
     await connect("cpOff", "ocpp1.6")
     _, document = await probe.wait_for(lambda t, b: t == "$aws/things/cpOff/shadow/get/accepted"
-                                        and b["state"]["reported"].get("connection", {}).get("state") == "connected"
-                                        and b["state"]["reported"].get("configuration") is not None)
+                                        and b["state"].get("reported", {}).get("configuration") is not None)
     assert "delta" not in document["state"] or "configuration" not in document["state"]["delta"]
 
     # 2.0.1: nothing may be sent before the boot is accepted, so the shadow is read after it

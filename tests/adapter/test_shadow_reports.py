@@ -76,37 +76,34 @@ async def test_a_report_throttled_every_time_is_dropped_after_the_last_attempt(s
     assert (await link.sent.get())["state"] == {"reported": {"model": "M"}}
 
 
-async def test_after_close_a_report_goes_out_at_once() -> None:
+async def test_what_waits_goes_out_at_close_and_any_later_report_at_once() -> None:
     link = FakeLink()
     reports = ShadowReports(link, "t", "s1")  # type: ignore[arg-type]
     reports.report({"a": 1})
-    reports.report({"b": 2})  # within the interval: waits
-    assert link.sent.qsize() == 1
+    reports.report({"b": 2})
+    assert link.sent.empty()  # both wait for the interval's end
     reports.close()
     reports.report({"c": 3})
-    assert [(await link.sent.get())["state"]["reported"] for _ in range(3)] == [{"a": 1}, {"b": 2}, {"c": 3}]
+    assert [(await link.sent.get())["state"]["reported"] for _ in range(2)] == [{"a": 1, "b": 2}, {"c": 3}]
 
 
-async def test_a_boot_is_reported_in_two_updates_and_the_rest_when_the_session_ends(
+async def test_a_whole_session_within_the_interval_is_reported_in_one_update_at_its_end(
         adapter: Any, probe: MqttProbe, connect: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(shadow_reports, "REPORT_INTERVAL_S", 60.0)
-    await probe.subscribe("$aws/things/cpM/shadow/update")
+    await probe.subscribe("$aws/things/cpM/shadow/update", "$aws/things/cpM/shadow/update/documents")
     cp = await connect("cpM", "ocpp2.0.1")
-    first = await probe.next_on("$aws/things/cpM/shadow/update")  # at once: nothing went out before
-    assert first["state"]["reported"]["connection"]["state"] == "connected"
     await cp.call("BootNotification", boot_2x())
     for evse in (1, 2):
         await cp.call("StatusNotification", {"timestamp": T0, "connectorStatus": "Available", "evseId": evse,
                                              "connectorId": 1})
-    await probe.subscribe("$aws/things/cpM/shadow/update/documents")
     await cp.close()
-    last = await probe.next_on("$aws/things/cpM/shadow/update")
-    reported = last["state"]["reported"]
+    update = await probe.next_on("$aws/things/cpM/shadow/update")
+    reported = update["state"]["reported"]
     assert reported["connection"]["state"] == "disconnected" and reported["vendor"] == "Acme"
+    assert reported["connection"]["ocpp_version"] == "2.0.1"  # from the connected report, merged under it
     assert set(reported["connectors"]) == {"1", "2"}
-    assert first["clientToken"] != last["clientToken"]
-    _, documents = await probe.wait_for(lambda t, b: t.endswith("/documents") and b["previous"]["version"] == 1)
-    assert documents["current"]["version"] == 2  # the shadow took two updates
+    documents = await probe.next_on("$aws/things/cpM/shadow/update/documents")
+    assert documents["current"]["version"] == 1  # the shadow took one update
     assert documents["current"]["state"]["reported"]["connectors"]["2"]["status"] == "available"
     assert probe.on("$aws/things/cpM/shadow/update") == []
 
@@ -116,10 +113,10 @@ async def test_reports_within_the_interval_go_out_at_its_end(
     monkeypatch.setattr(shadow_reports, "REPORT_INTERVAL_S", 0.3)
     await probe.subscribe("$aws/things/cpT/shadow/update")
     cp = await connect("cpT", "ocpp1.6")
-    await probe.next_on("$aws/things/cpT/shadow/update")
     await cp.call("BootNotification", boot_16())
-    second = await probe.next_on("$aws/things/cpT/shadow/update")
-    assert second["state"]["reported"]["vendor"] == "Acme"
+    update = await probe.next_on("$aws/things/cpT/shadow/update")
+    assert update["state"]["reported"]["connection"]["state"] == "connected"
+    assert update["state"]["reported"]["vendor"] == "Acme"
     assert not cp.ws.close_code  # the session still runs: the interval's end sent it
 
 
@@ -162,7 +159,8 @@ async def test_a_throttled_report_is_sent_again_and_one_too_large_is_not(
         logging.getLogger(shadow_reports.__name__).removeHandler(handler)
 
 
-async def test_a_malformed_rejection_is_logged_and_changes_nothing(caplog: pytest.LogCaptureFixture) -> None:
+async def test_a_malformed_rejection_is_logged_and_changes_nothing(caplog: pytest.LogCaptureFixture,
+                                                                   short_interval: None) -> None:
     link = FakeLink()
     reports = ShadowReports(link, "t", "s1")  # type: ignore[arg-type]
     reports.report({"a": 1})
