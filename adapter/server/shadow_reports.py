@@ -30,11 +30,10 @@ Patch = dict[str, Any]
 
 REPORT_INTERVAL_S = 1.0
 RETRYABLE = frozenset({429, 500, 503})
-MAX_ATTEMPTS = 5  # a report rejected this often in a row is dropped: the shadow service is not coming back soon
-MAX_RETRY_DELAY_S = 30.0
-# Sent updates kept for their rejection, as payloads (a few hundred bytes each, in every session): one update
-# goes out per interval and IoT Core answers within a round trip, so a rejection names one of the last two.
-_REMEMBERED = 2
+MAX_ATTEMPTS = 5  # tries of a report throttled every time (2, 4, 8, 16 s apart): the service is not coming back soon
+# How long the last update is kept for its rejection. IoT Core answers within a round trip, and updates mostly go
+# out an interval apart; forgetting it spares every idle session its few hundred bytes.
+REJECTION_WAIT_S = 10.0
 
 
 def compose(base: Patch, patch: Patch) -> bool:
@@ -70,6 +69,9 @@ def _copy(value: Any) -> Any:
 
 
 class ShadowReports:
+    __slots__ = ("_attempts", "_closed", "_count", "_forget", "_last", "_link", "_pending", "_session_id", "_timer",
+                 "_topic")
+
     def __init__(self, link: Link, update_topic: str, session_id: str) -> None:
         self._link = link
         self._topic = update_topic
@@ -79,7 +81,8 @@ class ShadowReports:
         self._timer: asyncio.TimerHandle | None = None
         self._closed = False
         self._count = 0
-        self._sent: dict[str, tuple[bytes, int]] = {}  # client token -> (payload, attempts), oldest first
+        self._last: tuple[str, bytes, int] | None = None  # the last update: client token, payload, attempts
+        self._forget: asyncio.TimerHandle | None = None
 
     def report(self, reported: Patch, desired: Patch | None = None) -> None:
         state: Patch = {"reported": reported} if desired is None else {"reported": reported, "desired": desired}
@@ -114,11 +117,15 @@ class ShadowReports:
         self._count += 1
         token = f"{self._session_id}-{self._count}"
         payload = orjson.dumps({"state": state, "clientToken": token})
-        self._sent[token] = (payload, self._attempts)
-        if len(self._sent) > _REMEMBERED:
-            del self._sent[next(iter(self._sent))]
+        self._last = (token, bytes(memoryview(payload)), self._attempts)  # orjson's own buffer is 4 KiB
+        if self._forget is not None:
+            self._forget.cancel()
+        self._forget = asyncio.get_running_loop().call_later(REJECTION_WAIT_S, self._drop_last)
         self._attempts = 0
         self._link.publish_nowait(self._topic, payload)
+
+    def _drop_last(self) -> None:
+        self._last = self._forget = None
 
     def on_rejected(self, topic: str, payload: bytes) -> None:
         """IoT Core's answer to an update it did not apply. Others' updates of this shadow are not ours."""
@@ -128,10 +135,10 @@ class ShadowReports:
         except (orjson.JSONDecodeError, AttributeError):
             log.warning("malformed shadow rejection ignored", extra=self._log_extra())
             return
-        sent = self._sent.pop(token, None) if isinstance(token, str) else None
-        if sent is None or self._closed:
+        if self._last is None or token != self._last[0] or self._closed:
             return
-        payload, attempts = sent
+        _, payload, attempts = self._last
+        self._last = None
         code = message.get("code")
         retry = isinstance(code, int) and code in RETRYABLE and attempts + 1 < MAX_ATTEMPTS
         METRICS.inc(names.ERRORS, Kind="shadow")
@@ -149,7 +156,7 @@ class ShadowReports:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self._schedule(min(REPORT_INTERVAL_S * 2 ** attempts, MAX_RETRY_DELAY_S))
+        self._schedule(REPORT_INTERVAL_S * 2 ** attempts)
 
     def _log_extra(self) -> dict[str, str]:
         return {"charger_id": self._link.charger_id, "session_id": self._session_id}

@@ -172,3 +172,18 @@ async def test_a_malformed_rejection_is_logged_and_changes_nothing(caplog: pytes
         "shadow report rejected"]
     assert caplog.records[-1].retry is False  # type: ignore[attr-defined]
     assert link.sent.empty()
+
+
+async def test_a_rejection_after_the_wait_is_not_acted_on(short_interval: None, monkeypatch: pytest.MonkeyPatch,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    """The last update is forgotten after ``REJECTION_WAIT_S``: an idle session keeps no payload."""
+    monkeypatch.setattr(shadow_reports, "REJECTION_WAIT_S", 0.0)
+    link = FakeLink()
+    reports = ShadowReports(link, "t", "s1")  # type: ignore[arg-type]
+    reports.report({"a": 1})
+    token = (await link.sent.get())["clientToken"]
+    await asyncio.sleep(0)  # one loop pass: the forgetting is due at once
+    reports.on_rejected("", orjson.dumps({"code": 429, "clientToken": token}))
+    reports.report({"b": 2})
+    assert (await link.sent.get())["state"] == {"reported": {"b": 2}}
+    assert not [r for r in caplog.records if r.getMessage() == "shadow report rejected"]
