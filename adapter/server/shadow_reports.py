@@ -6,7 +6,7 @@ account (429), and bills each one; the local stand-in spends a worker's CPU on e
 waits ``REPORT_INTERVAL_S``, and whatever is reported meanwhile goes out with it as one update; the session's
 end sends what waits at once. Merging follows the shadow's own rules (objects merge, ``null`` deletes), so the
 document ends up as it would have after each update in turn. The lifecycle event, not the shadow, is the
-prompt word that a charger connected.
+prompt sign of a connection.
 
 An update IoT Core throttles or fails (429, 5xx) is sent again, merged under what was reported since; any
 other rejection (413: the document would pass 8 KB) is logged and dropped, as sending it again would fail alike.
@@ -137,7 +137,7 @@ class ShadowReports:
             return
         if self._last is None or token != self._last[0] or self._closed:
             return
-        _, payload, attempts = self._last
+        _, sent, attempts = self._last
         self._last = None
         code = message.get("code")
         retry = isinstance(code, int) and code in RETRYABLE and attempts + 1 < MAX_ATTEMPTS
@@ -145,7 +145,7 @@ class ShadowReports:
         log.warning("shadow report rejected", extra={**self._log_extra(), "code": code, "error": message.get("message"),
                                                      "retry": retry, "attempt": attempts + 1})
         if retry:
-            self._requeue(orjson.loads(payload)["state"], attempts + 1)
+            self._requeue(orjson.loads(sent)["state"], attempts + 1)
 
     def _requeue(self, state: Patch, attempts: int) -> None:
         """What was reported since overrides the rejected state; both go out once the backoff is over."""

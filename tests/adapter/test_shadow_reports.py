@@ -90,12 +90,14 @@ async def test_what_waits_goes_out_at_close_and_any_later_report_at_once() -> No
 async def test_a_whole_session_within_the_interval_is_reported_in_one_update_at_its_end(
         adapter: Any, probe: MqttProbe, connect: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(shadow_reports, "REPORT_INTERVAL_S", 60.0)
-    await probe.subscribe("$aws/things/cpM/shadow/update", "$aws/things/cpM/shadow/update/documents")
+    await probe.subscribe("$aws/things/cpM/shadow/update", "$aws/things/cpM/shadow/update/documents",
+                          "/devices/lifecycle/cpM")
     cp = await connect("cpM", "ocpp2.0.1")
     await cp.call("BootNotification", boot_2x())
     for evse in (1, 2):
         await cp.call("StatusNotification", {"timestamp": T0, "connectorStatus": "Available", "evseId": evse,
                                              "connectorId": 1})
+    await probe.next_on("/devices/lifecycle/cpM")  # announced: its shadow report was made with the event
     await cp.close()
     update = await probe.next_on("$aws/things/cpM/shadow/update")
     reported = update["state"]["reported"]
