@@ -103,9 +103,13 @@ class ShadowReports:
 
     def close(self) -> None:
         """The session is ending: what is pending goes out now, as does anything reported later (a desired
-        change's outcome), while the link can still carry it."""
-        self._closed = True
+        change's outcome), while the link can still carry it. Rejections are no longer followed, so nothing
+        keeps the session's link alive past its end."""
         self.flush()
+        self._closed = True
+        if self._forget is not None:
+            self._forget.cancel()
+        self._drop_last()
 
     def flush(self) -> None:
         if self._timer is not None:
@@ -117,10 +121,11 @@ class ShadowReports:
         self._count += 1
         token = f"{self._session_id}-{self._count}"
         payload = orjson.dumps({"state": state, "clientToken": token})
-        self._last = (token, bytes(memoryview(payload)), self._attempts)  # orjson's own buffer is 4 KiB
-        if self._forget is not None:
-            self._forget.cancel()
-        self._forget = asyncio.get_running_loop().call_later(REJECTION_WAIT_S, self._drop_last)
+        if not self._closed:
+            self._last = (token, bytes(memoryview(payload)), self._attempts)  # orjson's own buffer is 4 KiB
+            if self._forget is not None:
+                self._forget.cancel()
+            self._forget = asyncio.get_running_loop().call_later(REJECTION_WAIT_S, self._drop_last)
         self._attempts = 0
         self._link.publish_nowait(self._topic, payload)
 
@@ -135,7 +140,7 @@ class ShadowReports:
         except (orjson.JSONDecodeError, AttributeError):
             log.warning("malformed shadow rejection ignored", extra=self._log_extra())
             return
-        if self._last is None or token != self._last[0] or self._closed:
+        if self._last is None or token != self._last[0]:
             return
         _, sent, attempts = self._last
         self._last = None

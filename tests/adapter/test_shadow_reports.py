@@ -84,7 +84,11 @@ async def test_what_waits_goes_out_at_close_and_any_later_report_at_once() -> No
     assert link.sent.empty()  # both wait for the interval's end
     reports.close()
     reports.report({"c": 3})
-    assert [(await link.sent.get())["state"]["reported"] for _ in range(2)] == [{"a": 1, "b": 2}, {"c": 3}]
+    sent = [await link.sent.get() for _ in range(2)]
+    assert [update["state"]["reported"] for update in sent] == [{"a": 1, "b": 2}, {"c": 3}]
+    reports.on_rejected("", orjson.dumps({"code": 429, "clientToken": sent[0]["clientToken"]}))
+    reports.report({"d": 4})  # anything sent again would come first
+    assert (await link.sent.get())["state"]["reported"] == {"d": 4}
 
 
 async def test_a_whole_session_within_the_interval_is_reported_in_one_update_at_its_end(
