@@ -193,3 +193,12 @@ async def test_a_rejection_after_the_wait_is_not_acted_on(short_interval: None, 
     reports.report({"b": 2})
     assert (await link.sent.get())["state"] == {"reported": {"b": 2}}
     assert not [r for r in caplog.records if r.getMessage() == "shadow report rejected"]
+
+
+async def test_a_report_the_waiting_update_cannot_take_sends_that_one_first(short_interval: None) -> None:
+    link = FakeLink()
+    reports = ShadowReports(link, "t", "s1")  # type: ignore[arg-type]
+    reports.report({"a": None, "b": 1})
+    reports.report({"a": {"x": 1}})  # merged, it would land in the old value of "a" the first deletes
+    assert (await link.sent.get())["state"]["reported"] == {"a": None, "b": 1}
+    assert (await link.sent.get())["state"]["reported"] == {"a": {"x": 1}}
